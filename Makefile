@@ -1,0 +1,82 @@
+# mdefn — Makefile. `make test` is what CI runs (through .ci/run).
+SHELL := /bin/bash
+GO ?= go
+GOBIN := $(shell $(GO) env GOPATH)/bin
+STATICCHECK_VERSION := v0.8.2
+RIE_VERSION := v0.0.0-20261030222936-bef5c4ba774d
+FUNCTIONS := alerts isolate tokencheck
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X github.com/mdefn/mdefn/pkg/atp.Version=$(VERSION)
+AZURE_GOARCH := $(or $(GOARCH),amd64)
+LAMBDA_GOARCH := $(or $(GOARCH),arm64)
+FUZZTIME ?= 30s
+BENCHTIME ?= 1s
+
+.PHONY: all build test lint tools fmt-check vet staticcheck unit e2e bench fuzz package clean
+
+all: build
+
+## tools: install pinned tool versions (staticcheck, AWS Lambda RIE)
+tools:
+	@test -x $(GOBIN)/staticcheck && $(GOBIN)/staticcheck -version | grep -q 0.8.2 || \
+		$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	@test -x $(GOBIN)/aws-lambda-rie || \
+		$(GO) install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@$(RIE_VERSION)
+
+## test: format check, vet, staticcheck, race-enabled unit tests, end-to-end tests of the built artifacts
+test: tools lint unit e2e
+
+lint: fmt-check vet staticcheck
+
+fmt-check:
+	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null; git ls-files --others --exclude-standard '*.go' 2>/dev/null))"; \
+		if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+staticcheck:
+	$(GOBIN)/staticcheck ./...
+
+unit:
+	$(GO) test -race -count=1 -timeout 10m ./...
+
+## e2e: drive the built artifacts (dist/) under the Lambda RIE and as an Azure custom handler
+e2e: build
+	MDEFN_E2E_DIST=$(CURDIR)/dist MDEFN_RIE=$(GOBIN)/aws-lambda-rie \
+		$(GO) test -count=1 -timeout 10m ./e2e/...
+
+## build: dist/azure (custom handler app folder) and dist/lambda/<name>/bootstrap
+build:
+	rm -rf dist/azure dist/lambda
+	mkdir -p dist/azure
+	cp host.json dist/azure/
+	for f in functions/*/function.json; do d=$$(basename $$(dirname $$f)); mkdir -p dist/azure/$$d; cp $$f dist/azure/$$d/; done
+	for f in functions/*/*/function.json; do [ -e "$$f" ] || continue; d=$$(basename $$(dirname $$f)); mkdir -p dist/azure/$$d; cp $$f dist/azure/$$d/; done
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(AZURE_GOARCH) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/azure/mdefn ./cmd/mdefn
+	chmod 0755 dist/azure/mdefn
+	for fn in $(FUNCTIONS); do \
+		mkdir -p dist/lambda/$$fn && \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$(LAMBDA_GOARCH) $(GO) build -tags lambda.norpc -trimpath -ldflags '$(LDFLAGS)' \
+			-o dist/lambda/$$fn/bootstrap ./cmd/bootstrap/$$fn && chmod 0755 dist/lambda/$$fn/bootstrap || exit 1; \
+	done
+
+## package: dist/azure.zip and dist/lambda/<name>.zip (exec bits preserved)
+package: build
+	cd dist/azure && rm -f ../azure.zip && zip -qr -X ../azure.zip .
+	for fn in $(FUNCTIONS); do (cd dist/lambda/$$fn && rm -f ../$$fn.zip && zip -q -X ../$$fn.zip bootstrap) || exit 1; done
+
+## bench: benchmarks of the hot paths (figures in docs/benchmarks.md)
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
+
+## fuzz: run every fuzz target for FUZZTIME each
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+		for t in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+			echo "== $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done
+
+clean:
+	rm -rf dist

@@ -1,0 +1,45 @@
+// Package invocation carries what the runtime adapters know about one
+// invocation (its ID and the trigger that delivered it) to the functions,
+// through the request context. It knows nothing about Defender.
+package invocation
+
+import "context"
+
+// Trigger names the kind of delivery that started an invocation.
+type Trigger string
+
+// Triggers recognised by the runtime adapters.
+const (
+	HTTP        Trigger = "http"        // an HTTP request from a caller (webhook rules apply)
+	Queue       Trigger = "queue"       // Azure Storage queue message
+	ServiceBus  Trigger = "servicebus"  // Azure Service Bus message
+	EventGrid   Trigger = "eventgrid"   // Azure Event Grid event (data is the request)
+	SQS         Trigger = "sqs"         // AWS SQS record
+	EventBridge Trigger = "eventbridge" // AWS EventBridge event (detail is the request)
+	Direct      Trigger = "direct"      // direct Lambda invoke (Step Functions)
+	Other       Trigger = "other"       // any other non-HTTP trigger
+)
+
+// PlatformAuthenticated reports whether the platform itself authenticated the
+// delivery, so that the webhook signature is not required (contract §1).
+func (t Trigger) PlatformAuthenticated() bool { return t != HTTP && t != "" }
+
+// Info describes one invocation.
+type Info struct {
+	ID      string  // invocation ID from the platform (Lambda request ID, Azure invocation ID) or generated
+	Trigger Trigger // how the request arrived
+}
+
+type key struct{}
+
+// With returns a copy of ctx carrying info.
+func With(ctx context.Context, info Info) context.Context {
+	return context.WithValue(ctx, key{}, info)
+}
+
+// From returns the Info carried by ctx; the zero Info (Trigger "") means a
+// plain HTTP request with no adapter in front.
+func From(ctx context.Context) Info {
+	info, _ := ctx.Value(key{}).(Info)
+	return info
+}
