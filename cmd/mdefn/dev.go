@@ -1,0 +1,178 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mdefn/mdefn/internal/app"
+	"github.com/mdefn/mdefn/pkg/auth"
+	"github.com/mdefn/mdefn/sim"
+)
+
+// devEnv points the real configuration path at a running simulator: the
+// client secret is read from the simulator's Key Vault with the simulator's
+// managed identity, exactly as in Azure.
+func devEnv(s *sim.Sim, caFile, addr string) map[string]string {
+	return map[string]string{
+		"MDE_TENANT_ID":      s.TenantID(),
+		"MDE_CLIENT_ID":      sim.DefaultClientID,
+		"MDE_AUTH":           "client-secret",
+		"MDE_KEYVAULT_URL":   s.VaultURL(),
+		"MDE_SECRET_NAME":    sim.DefaultSecretName,
+		"MDE_AUTHORITY_URL":  s.AuthorityURL(),
+		"MDE_API_URL":        s.DefenderURL(),
+		"MDE_TOKEN_AUDIENCE": s.Audience(),
+		"MDE_KEYVAULT_DISABLE_CHALLENGE_VERIFICATION": "true",
+		"MDE_LISTEN_ADDR":   addr,
+		"IDENTITY_ENDPOINT": s.IdentityEndpoint(),
+		"IDENTITY_HEADER":   s.IdentityHeader(),
+		"SSL_CERT_FILE":     caFile,
+	}
+}
+
+func dev(args []string) error {
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	addr := fs.String("addr", "127.0.0.1:7071", "address of the functions")
+	demo := fs.Bool("demo", false, "run a short scripted walk (alerts, isolate, release, tokencheck) and exit")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	s, err := sim.Start(nil)
+	if err != nil {
+		return fmt.Errorf("start simulator: %w", err)
+	}
+	defer s.Close()
+	dir, err := os.MkdirTemp("", "mdefn-dev-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	caFile := filepath.Join(dir, "sim-ca.pem")
+	if err := s.WriteCA(caFile); err != nil {
+		return err
+	}
+	// The functions' own settings (MDE_PROTECTED_TAGS, MDE_DRY_RUN,
+	// MDE_WEBHOOK_SECRET, ...) are the caller's; only the connection
+	// settings point at the simulator.
+	for k, v := range devEnv(s, caFile, *addr) {
+		os.Setenv(k, v)
+	}
+	os.Unsetenv("AWS_LAMBDA_RUNTIME_API")
+	os.Unsetenv("FUNCTIONS_CUSTOMHANDLER_PORT")
+	cfg, err := auth.LoadConfig(os.Getenv)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	logOut := io.Writer(os.Stdout)
+	if *demo {
+		logOut = io.Discard
+	}
+	c, err := app.Build(cfg, &app.Options{Logger: app.NewLogger(logOut, cfg.LogLevel)})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (is another mdefn dev running? use -addr)", *addr, err)
+	}
+	srv := &http.Server{Handler: c.App.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	defer srv.Close()
+	base := "http://" + ln.Addr().String()
+	if *demo {
+		return runDemo(base, s, c, cfg)
+	}
+	printBanner(os.Stderr, base, s, cfg)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
+	fmt.Fprintln(os.Stderr, "\nmdefn dev: stopped")
+	shutdown, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return srv.Shutdown(shutdown)
+}
+
+// sample asks the running functions for a real device to put in the curl lines.
+func sample(base string, cfg *auth.Config) (machineID, deviceName string) {
+	body, status, err := call(base, cfg, http.MethodGet, "/api/alerts?severity=High&top=1", nil)
+	if err != nil || status != http.StatusOK {
+		return strings.Repeat("0", 40), "host.contoso.com"
+	}
+	var page struct {
+		Value []struct {
+			MachineID       string `json:"machineId"`
+			ComputerDNSName string `json:"computerDnsName"`
+		} `json:"value"`
+	}
+	if json.Unmarshal(body, &page) != nil || len(page.Value) == 0 {
+		return strings.Repeat("0", 40), "host.contoso.com"
+	}
+	return page.Value[0].MachineID, page.Value[0].ComputerDNSName
+}
+
+func printBanner(w io.Writer, base string, s *sim.Sim, cfg *auth.Config) {
+	id, name := sample(base, cfg)
+	sig := func(body string) string {
+		if !cfg.WebhookEnabled() {
+			return ""
+		}
+		return fmt.Sprintf(" -H 'X-Hub-Signature-256: %s'", sign(cfg, []byte(body)))
+	}
+	isoBody := fmt.Sprintf(`{"machineId":"%s","comment":"suspicious beaconing","ticket":"INC0012345"}`, id)
+	relBody := fmt.Sprintf(`{"deviceName":"%s","comment":"cleared by IR","ticket":"INC0012345","release":true}`, name)
+	fmt.Fprintf(w, `mdefn dev: the functions are serving on %[1]s/api/...
+
+  simulator (HTTPS, CA written for this run only)
+    Entra ID        %[2]s/%[3]s/oauth2/v2.0/token
+    Key Vault       %[4]s  (secret %[5]q, read with the simulated managed identity)
+    Secrets Manager %[6]s
+    Defender API    %[7]s/api/...
+    identity        %[8]s
+
+  try (paste into another terminal):
+    curl -s '%[1]s/api/alerts?severity=High,Medium&status=New&since=7d&top=5'%[9]s
+    curl -s -X POST %[1]s/api/alerts -H 'Content-Type: application/json'%[10]s -d '{"severity":["High"],"top":2,"evidence":true}'
+    curl -s -X POST %[1]s/api/isolate -H 'Content-Type: application/json'%[11]s -d '%[12]s'
+    curl -s -X POST %[1]s/api/isolate -H 'Content-Type: application/json'%[13]s -d '%[14]s'
+    curl -s %[1]s/api/tokencheck%[9]s
+    curl -s %[1]s/api/openapi.json
+
+  Ctrl-C stops everything.
+`, base, s.AuthorityURL(), s.TenantID(), s.VaultURL(), sim.DefaultSecretName, s.SecretsManagerURL(), s.DefenderURL(),
+		s.IdentityEndpoint(), sig(""), sig(`{"severity":["High"],"top":2,"evidence":true}`), sig(isoBody), isoBody, sig(relBody), relBody)
+}
+
+// call sends one request to the running functions, signed when a webhook
+// secret is configured.
+func call(base string, cfg *auth.Config, method, path string, body []byte) ([]byte, int, error) {
+	req, err := http.NewRequest(method, base+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if cfg.WebhookEnabled() {
+		req.Header.Set("X-Hub-Signature-256", sign(cfg, body))
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	return b, resp.StatusCode, err
+}
+
+var errDemo = errors.New("demo step failed")

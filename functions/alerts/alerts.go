@@ -1,0 +1,132 @@
+// Package alerts is the alerts function: it lists Defender alerts filtered by
+// severity, status, time and device, one $top/$skip page at a time, and
+// returns Defender's alert objects unmodified (contract §2).
+package alerts
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/mdefn/mdefn/functions/internal/decode"
+	"github.com/mdefn/mdefn/internal/contract"
+	"github.com/mdefn/mdefn/pkg/atp"
+)
+
+// Lister is the part of *atp.Client the function uses.
+type Lister interface {
+	StreamAlerts(ctx context.Context, o *atp.ListAlertsOptions, fn func(raw json.RawMessage) error) (int, error)
+}
+
+// Service lists alerts. It is safe for concurrent use.
+type Service struct {
+	Client Lister
+	Logger *slog.Logger     // nil: discard
+	Now    func() time.Time // nil: time.Now
+}
+
+// Result is one page of alerts. Value holds Defender's alert objects as they
+// arrived.
+type Result struct {
+	Value    []json.RawMessage `json:"value"`
+	Count    int               `json:"count"`
+	NextSkip *int              `json:"nextSkip,omitempty"`
+}
+
+// List runs one alerts request and calls emit with each alert's raw JSON, in
+// Defender's order. It returns the count and, when the page was full, the
+// skip of the next page.
+func (s *Service) List(ctx context.Context, r Request, emit func(json.RawMessage) error) (count int, nextSkip *int, err error) {
+	now := time.Now
+	if s.Now != nil {
+		now = s.Now
+	}
+	o, err := r.Options(now())
+	if err != nil {
+		return 0, nil, err
+	}
+	n, err := s.Client.StreamAlerts(ctx, o, emit)
+	if err != nil {
+		return 0, nil, err
+	}
+	if n == o.Top {
+		k := o.Skip + n
+		nextSkip = &k
+	}
+	return n, nextSkip, nil
+}
+
+// Do runs one request and returns the whole page.
+func (s *Service) Do(ctx context.Context, r Request) (*Result, error) {
+	res := &Result{Value: []json.RawMessage{}}
+	n, next, err := s.List(ctx, r, func(raw json.RawMessage) error {
+		res.Value = append(res.Value, raw)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	res.Count, res.NextSkip = n, next
+	return res, nil
+}
+
+// ServeHTTP answers GET (query string) and POST (JSON body) alerts requests.
+// The answer is built in one buffer while Defender's page is decoded, so a
+// page is held once; any failure before the end is an error envelope.
+func (s *Service) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	var r Request
+	var err error
+	switch req.Method {
+	case http.MethodGet:
+		r, err = ParseQuery(req.URL.Query())
+	case http.MethodPost:
+		var body bytes.Buffer
+		if _, err = body.ReadFrom(req.Body); err == nil {
+			err = decode.JSON(body.Bytes(), &r)
+		}
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		err = contract.Errorf(contract.MethodNotAllowed, "use GET or POST")
+	}
+	if err != nil {
+		s.fail(w, req, err)
+		return
+	}
+	var out bytes.Buffer
+	out.WriteString(`{"value":[`)
+	first := true
+	n, next, err := s.List(req.Context(), r, func(raw json.RawMessage) error {
+		if !first {
+			out.WriteByte(',')
+		}
+		first = false
+		out.Write(raw)
+		return nil
+	})
+	if err != nil {
+		s.fail(w, req, err)
+		return
+	}
+	out.WriteString(`],"count":`)
+	out.WriteString(strconv.Itoa(n))
+	if next != nil {
+		out.WriteString(`,"nextSkip":`)
+		out.WriteString(strconv.Itoa(*next))
+	}
+	out.WriteString("}\n")
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Length", strconv.Itoa(out.Len()))
+	w.WriteHeader(http.StatusOK)
+	_, _ = out.WriteTo(w)
+}
+
+func (s *Service) fail(w http.ResponseWriter, req *http.Request, err error) {
+	e := contract.Write(w, err)
+	contract.LogFailure(req.Context(), s.Logger, "alerts", e)
+}

@@ -1,0 +1,152 @@
+// Package tokencheck is the tokencheck function: it acquires the Defender
+// token exactly as the other functions do (or takes a supplied one), verifies
+// it against the tenant's published keys, and reports what it is and which
+// functions it allows (contract §2). The token itself is never in the answer.
+package tokencheck
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/mdefn/mdefn/functions/internal/decode"
+	"github.com/mdefn/mdefn/internal/contract"
+	"github.com/mdefn/mdefn/pkg/auth"
+)
+
+// MaxTokenLength bounds a supplied token; a longer one is "malformed".
+const MaxTokenLength = 16 << 10
+
+// Verifier checks a token's signature, issuer, audience and lifetime.
+type Verifier interface {
+	Verify(ctx context.Context, token string) (*auth.Claims, []string, error)
+}
+
+// TokenSource is how the functions acquire their Defender token.
+type TokenSource interface {
+	TokenContext(ctx context.Context) (*oauth2.Token, error)
+}
+
+// Service answers tokencheck requests. It is safe for concurrent use.
+type Service struct {
+	Tokens   TokenSource
+	Verifier Verifier
+	Logger   *slog.Logger // nil discards
+}
+
+// Request is a tokencheck request: an empty Token means the functions' own.
+type Request struct {
+	Token string `json:"token,omitempty"`
+}
+
+// Access says whether a token allows a function, and what it lacks.
+type Access struct {
+	Allowed bool     `json:"allowed"`
+	Missing []string `json:"missing"`
+}
+
+// Result is the tokencheck answer.
+type Result struct {
+	Valid     bool              `json:"valid"`
+	Problems  []string          `json:"problems"`
+	TokenType string            `json:"tokenType,omitempty"`
+	TenantID  string            `json:"tenantId,omitempty"`
+	AppID     string            `json:"appId,omitempty"`
+	Audience  string            `json:"audience,omitempty"`
+	Issuer    string            `json:"issuer,omitempty"`
+	IssuedAt  *time.Time        `json:"issuedAt,omitempty"`
+	ExpiresAt *time.Time        `json:"expiresAt,omitempty"`
+	Roles     []string          `json:"roles"`
+	Scopes    []string          `json:"scopes"`
+	Functions map[string]Access `json:"functions"`
+}
+
+// Do inspects r.Token, or acquires the functions' own token when it is empty.
+func (s *Service) Do(ctx context.Context, r Request) (*Result, error) {
+	token := r.Token
+	if token == "" {
+		t, err := s.Tokens.TokenContext(ctx)
+		if err != nil {
+			return nil, err
+		}
+		token = t.AccessToken
+	}
+	if len(token) > MaxTokenLength {
+		return report(nil, []string{"malformed"}), nil
+	}
+	claims, problems, err := s.Verifier.Verify(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	return report(claims, problems), nil
+}
+
+func report(c *auth.Claims, problems []string) *Result {
+	res := &Result{Valid: len(problems) == 0, Problems: problems, Roles: []string{}, Scopes: []string{}}
+	if res.Problems == nil {
+		res.Problems = []string{}
+	}
+	if c == nil {
+		c = &auth.Claims{}
+		if res.Valid {
+			res.Valid, res.Problems = false, []string{"malformed"}
+		}
+	} else {
+		res.TokenType = string(c.TokenType())
+		res.TenantID, res.AppID, res.Audience, res.Issuer = c.TenantID, c.AppID, c.Audience, c.Issuer
+		if !c.IssuedAt.IsZero() {
+			t := c.IssuedAt.UTC()
+			res.IssuedAt = &t
+		}
+		if !c.ExpiresAt.IsZero() {
+			t := c.ExpiresAt.UTC()
+			res.ExpiresAt = &t
+		}
+		if c.Roles != nil {
+			res.Roles = c.Roles
+		}
+		if c.Scopes != nil {
+			res.Scopes = c.Scopes
+		}
+	}
+	res.Functions = map[string]Access{}
+	for name, a := range auth.Permissions(c) {
+		m := a.Missing
+		if m == nil {
+			m = []string{}
+		}
+		res.Functions[name] = Access{Allowed: a.Allowed, Missing: m}
+	}
+	return res
+}
+
+// ServeHTTP answers GET (the functions' own token) and POST ({"token": ...}).
+func (s *Service) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	var r Request
+	var err error
+	switch req.Method {
+	case http.MethodGet:
+	case http.MethodPost:
+		var body bytes.Buffer
+		if _, err = body.ReadFrom(req.Body); err == nil {
+			err = decode.JSON(body.Bytes(), &r)
+		}
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		err = contract.Errorf(contract.MethodNotAllowed, "use GET, or POST with {\"token\": \"...\"}")
+	}
+	var res *Result
+	if err == nil {
+		res, err = s.Do(req.Context(), r)
+	}
+	if err != nil {
+		e := contract.Write(w, err)
+		contract.LogFailure(req.Context(), s.Logger, "tokencheck", e)
+		return
+	}
+	_ = contract.WriteJSON(w, http.StatusOK, res)
+}

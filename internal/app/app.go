@@ -1,0 +1,140 @@
+// Package app wires a loaded configuration into the functions: the secret
+// source, the token source, the Defender client, the verifier and the HTTP
+// front. Entry points (cmd/mdefn, cmd/bootstrap/*) only call Build and Run.
+package app
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/mdefn/mdefn/functions/alerts"
+	"github.com/mdefn/mdefn/functions/isolate"
+	"github.com/mdefn/mdefn/functions/tokencheck"
+	"github.com/mdefn/mdefn/internal/gateway"
+	"github.com/mdefn/mdefn/internal/openapi"
+	"github.com/mdefn/mdefn/internal/platform"
+	"github.com/mdefn/mdefn/pkg/atp"
+	"github.com/mdefn/mdefn/pkg/auth"
+)
+
+// Options tune Build; the zero value is production.
+type Options struct {
+	// HTTPClient carries every outbound call (vault, Entra, Defender); nil
+	// means Go's defaults (SSL_CERT_FILE works).
+	HTTPClient *http.Client
+	// Logger receives JSON log lines; nil means JSON on stdout at the
+	// configured level.
+	Logger *slog.Logger
+}
+
+// Components are the built pieces, exposed for tests and the doctor.
+type Components struct {
+	Config     *auth.Config
+	Logger     *slog.Logger
+	Secrets    auth.SecretSource
+	Creds      *auth.CredentialStore
+	Tokens     *auth.TokenSource
+	Defender   *atp.Client
+	Verifier   *auth.Verifier
+	Alerts     *alerts.Service
+	Isolate    *isolate.Service
+	TokenCheck *tokencheck.Service
+	App        *platform.App
+}
+
+// NewLogger returns the JSON logger of the contract (stdout, MDE_LOG_LEVEL).
+func NewLogger(w io.Writer, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// Build builds every component from cfg. It does no I/O: the vault and Entra
+// are first called by the first invocation.
+func Build(cfg *auth.Config, o *Options) (*Components, error) {
+	if o == nil {
+		o = &Options{}
+	}
+	c := &Components{Config: cfg, Logger: o.Logger}
+	if c.Logger == nil {
+		c.Logger = NewLogger(stdout, cfg.LogLevel)
+	}
+	for _, w := range cfg.Warnings {
+		c.Logger.Warn(w)
+	}
+	var err error
+	if cfg.Auth != auth.AuthManagedIdentity || cfg.CredentialSource != auth.SourceNone {
+		if c.Secrets, err = auth.NewSecretSource(cfg, o.HTTPClient); err != nil {
+			return nil, fmt.Errorf("secret source: %w", err)
+		}
+	}
+	storeOpts := &auth.StoreOptions{Logger: c.Logger}
+	if c.Secrets != nil {
+		c.Creds = auth.NewCredentialStore(cfg, c.Secrets, storeOpts)
+	}
+	if c.Tokens, err = auth.NewTokenSource(cfg, c.Creds, o.HTTPClient, &auth.TokenOptions{Logger: c.Logger}); err != nil {
+		return nil, fmt.Errorf("token source: %w", err)
+	}
+	if c.Defender, err = atp.NewClient(cfg.APIURL, c.Tokens, &atp.Options{HTTPClient: o.HTTPClient, Logger: c.Logger}); err != nil {
+		return nil, fmt.Errorf("defender client: %w", err)
+	}
+	c.Verifier = auth.NewVerifier(cfg.AuthorityURL, cfg.TenantID, cfg.TokenAudience, o.HTTPClient, &auth.VerifierOptions{Logger: c.Logger})
+	c.Alerts = &alerts.Service{Client: c.Defender, Logger: c.Logger}
+	c.Isolate = &isolate.Service{
+		Client: c.Defender,
+		Config: isolate.Config{ProtectedTags: cfg.ProtectedTags, DryRun: cfg.DryRun, MaxPerHour: cfg.MaxIsolationsPerHour},
+		Requestor: func(ctx context.Context) (string, error) {
+			return requestor(ctx, c.Tokens)
+		},
+		Logger: c.Logger,
+	}
+	c.TokenCheck = &tokencheck.Service{Tokens: c.Tokens, Verifier: c.Verifier, Logger: c.Logger}
+
+	var front gateway.Options
+	webhook, err := auth.NewWebhookSecretSource(cfg, o.HTTPClient)
+	if err != nil {
+		return nil, fmt.Errorf("webhook secret: %w", err)
+	}
+	if webhook != nil {
+		cached := auth.NewCachedSecret(webhook, storeOpts)
+		front.WebhookSecret = func(ctx context.Context) ([]byte, error) {
+			s, err := cached.Secret(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return []byte(s), nil
+		}
+	}
+	post := front
+	post.Methods = []string{http.MethodPost}
+	c.App = &platform.App{
+		Functions: map[string]http.Handler{
+			"alerts":     gateway.Wrap(c.Alerts, front),
+			"isolate":    gateway.Wrap(c.Isolate, post),
+			"tokencheck": gateway.Wrap(c.TokenCheck, front),
+		},
+		OpenAPI: openapi.Handler(),
+		Timeout: cfg.Timeout,
+		Logger:  c.Logger,
+	}
+	return c, nil
+}
+
+// requestor is the identity Defender records for this app's actions: the
+// application ID, or the user's principal name for delegated tokens.
+func requestor(ctx context.Context, ts *auth.TokenSource) (string, error) {
+	t, err := ts.TokenContext(ctx)
+	if err != nil {
+		return "", err
+	}
+	cl, err := auth.ParseUnverified(t.AccessToken)
+	if err != nil {
+		return "", fmt.Errorf("app: requestor: %w", err)
+	}
+	if cl.TokenType() == auth.TokenDelegated && cl.UPN != "" {
+		return strings.ToLower(cl.UPN), nil
+	}
+	return cl.AppID, nil
+}

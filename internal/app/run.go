@@ -1,0 +1,39 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/mdefn/mdefn/internal/platform"
+	"github.com/mdefn/mdefn/pkg/auth"
+)
+
+var stdout io.Writer = os.Stdout
+
+// Main is the whole program of a deployed function process: load the
+// configuration (a bad one exits 2 with one line on stderr, before serving),
+// build, and serve the runtime detected from the environment. function names
+// the one function a Lambda bootstrap serves ("" for the Azure executable and
+// the local server, which serve all three).
+func Main(function string) {
+	cfg, err := auth.LoadConfig(os.Getenv)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "mdefn: configuration:", err)
+		os.Exit(2)
+	}
+	c, err := Build(cfg, nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "mdefn:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := platform.Run(ctx, c.App, function, os.Getenv); err != nil {
+		fmt.Fprintln(os.Stderr, "mdefn:", err)
+		os.Exit(1)
+	}
+}
