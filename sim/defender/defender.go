@@ -1,0 +1,157 @@
+// Package defender is an in-memory fake of the Microsoft Defender for
+// Endpoint API (alerts, machines, machine actions), used by the mdefn
+// simulator, its tests and benchmarks.
+//
+// It serves the documented routes under /api (segment names match
+// case-insensitively):
+//
+//	GET  /api/alerts                 $filter $top $skip $expand=evidence
+//	GET  /api/alerts/{id}
+//	GET  /api/machines               $filter $top $skip
+//	GET  /api/machines/{id}          id, or a computer name
+//	GET  /api/machines/findbyip(ip='10.1.2.3',timestamp=2024-09-22T08:44:05Z)
+//	POST /api/machines/{id}/isolate   {"Comment": "...", "IsolationType": "Full"}
+//	POST /api/machines/{id}/unisolate {"Comment": "..."}
+//	GET  /api/machineactions         $filter $top $skip
+//	GET  /api/machineactions/{id}
+//
+// Every request is authorized by Options.Authorize (401), rate limited per
+// tenant and application (429 with Retry-After), and checked against the
+// permissions Microsoft documents for the endpoint (403 naming them). Every
+// error body is {"error":{"code","message","target"}} with a fresh
+// correlation GUID in target.
+//
+// Data is seeded deterministically (see SeedOptions and the Seed* constants
+// for the records tests can rely on). Machine actions progress on the
+// Options.Now clock: Pending, then InProgress, then Succeeded (see
+// ActionTimings); the device's isolation state follows.
+//
+// A Server is safe for concurrent use.
+package defender
+
+import (
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Principal is the caller identified from a verified bearer token.
+type Principal struct {
+	TenantID string
+	AppID    string // appid claim
+	ObjectID string // oid claim
+	UPN      string // delegated tokens only
+	Roles    []string
+	Scopes   []string // delegated tokens only (scp claim split on spaces)
+}
+
+// Delegated reports whether the principal came from a delegated (user) token.
+func (p Principal) Delegated() bool { return len(p.Scopes) > 0 }
+
+// Application permissions (app roles) of the WindowsDefenderATP API used here.
+const (
+	RoleAlertReadAll        = "Alert.Read.All"
+	RoleAlertReadWriteAll   = "Alert.ReadWrite.All"
+	RoleMachineReadAll      = "Machine.Read.All"
+	RoleMachineReadWriteAll = "Machine.ReadWrite.All"
+	RoleMachineIsolate      = "Machine.Isolate"
+	ScopeAlertRead          = "Alert.Read"
+	ScopeAlertReadWrite     = "Alert.ReadWrite"
+	ScopeMachineRead        = "Machine.Read"
+	ScopeMachineReadWrite   = "Machine.ReadWrite"
+	ScopeMachineIsolate     = "Machine.Isolate"
+
+	// DefaultAppID is the application ID of DefaultPrincipal.
+	DefaultAppID = "5c1e7a9d-3b2f-4c6e-8a0d-7f4b2e9c1a56"
+
+	defaultPerMinute = 100
+	defaultPerHour   = 1500
+)
+
+// DefaultPrincipal is the caller assumed when Options.Authorize is nil: an
+// application of the seed tenant holding every application role above.
+var DefaultPrincipal = Principal{
+	TenantID: SeedTenantID,
+	AppID:    DefaultAppID,
+	Roles:    []string{RoleAlertReadAll, RoleAlertReadWriteAll, RoleMachineReadAll, RoleMachineReadWriteAll, RoleMachineIsolate},
+}
+
+// Options configure a Server. The zero value is usable.
+type Options struct {
+	// Authorize verifies the request's bearer token. A non-nil error means
+	// 401. Nil means every request is DefaultPrincipal.
+	Authorize func(r *http.Request) (Principal, error)
+	// Now is the simulator's clock; nil means time.Now.
+	Now func() time.Time
+	// Seed sizes the seeded data; nil means DefaultSeed.
+	Seed *SeedOptions
+	// RateLimits; nil means Defender's 100 calls a minute and 1,500 an hour.
+	RateLimits *RateLimits
+	// ActionTimings; nil means DefaultActionTimings.
+	ActionTimings *ActionTimings
+}
+
+// RateLimits caps calls per tenant and application in sliding windows of
+// one minute and one hour. A zero field means no limit for that window.
+type RateLimits struct {
+	PerMinute int
+	PerHour   int
+}
+
+// ActionTimings say when a new machine action turns InProgress and when it
+// completes, counted from its creation.
+type ActionTimings struct {
+	InProgressAfter time.Duration
+	CompletedAfter  time.Duration
+}
+
+// DefaultActionTimings: InProgress after 5 s, completed after 20 s.
+var DefaultActionTimings = ActionTimings{InProgressAfter: 5 * time.Second, CompletedAfter: 20 * time.Second}
+
+// Server serves the Defender API under /api/.
+type Server struct {
+	opts Options
+	now  func() time.Time
+	seed SeedOptions
+	base time.Time // seed base time: Now() at New
+
+	mu               sync.RWMutex
+	machines         []*Machine          // insertion order
+	machineByID      map[string]*Machine // lowercase id
+	alerts           []*Alert            // newest first; replaced, never mutated in place
+	alertByID        map[string]*Alert
+	actions          []*action
+	actionByID       map[string]*action
+	actionsByMachine map[string][]*action
+	timings          ActionTimings
+	outcome          ActionStatus
+
+	limiter limiter
+	stats   statsCounter
+}
+
+// New returns a Server with seeded data.
+func New(opts Options) *Server {
+	s := &Server{opts: opts, now: opts.Now}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.seed = DefaultSeed
+	if opts.Seed != nil {
+		s.seed = *opts.Seed
+	}
+	s.base = s.now()
+	s.timings = DefaultActionTimings
+	if opts.ActionTimings != nil {
+		s.timings = *opts.ActionTimings
+	}
+	rl := RateLimits{PerMinute: defaultPerMinute, PerHour: defaultPerHour}
+	if opts.RateLimits != nil {
+		rl = *opts.RateLimits
+	}
+	s.limiter.set(rl)
+	s.outcome = ActionSucceeded
+	s.stats.reset()
+	s.loadSeed()
+	return s
+}
