@@ -38,7 +38,7 @@ type Result struct {
 }
 
 // List runs one alerts request and calls emit with each alert's raw JSON, in
-// Defender's order. It returns the count and, when the page was full, the
+// Defender's order; raw is valid only during the call. It returns the count and, when the page was full, the
 // skip of the next page.
 func (s *Service) List(ctx context.Context, r Request, emit func(json.RawMessage) error) (count int, nextSkip *int, err error) {
 	now := time.Now
@@ -64,7 +64,8 @@ func (s *Service) List(ctx context.Context, r Request, emit func(json.RawMessage
 func (s *Service) Do(ctx context.Context, r Request) (*Result, error) {
 	res := &Result{Value: []json.RawMessage{}}
 	n, next, err := s.List(ctx, r, func(raw json.RawMessage) error {
-		res.Value = append(res.Value, raw)
+		// raw is only valid during the call: keep a copy.
+		res.Value = append(res.Value, append(json.RawMessage(nil), raw...))
 		return nil
 	})
 	if err != nil {

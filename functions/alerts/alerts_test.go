@@ -245,3 +245,25 @@ func TestUpstreamFailure(t *testing.T) {
 		}
 	}
 }
+
+func TestDo(t *testing.T) {
+	s, _ := newService(t, nil)
+	res, err := s.Do(t.Context(), Request{Severity: []string{"High"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, raw := range res.Value {
+		var a struct{ ID, Severity string }
+		if err := json.Unmarshal(raw, &a); err != nil {
+			t.Fatalf("Do kept a corrupted alert %q: %v", raw, err)
+		}
+		if a.Severity != "High" || seen[a.ID] {
+			t.Errorf("Do kept alert %s (%s) twice or of the wrong severity", a.ID, a.Severity)
+		}
+		seen[a.ID] = true
+	}
+	if res.Count != len(res.Value) || res.Count == 0 {
+		t.Errorf("Do count = %d with %d values", res.Count, len(res.Value))
+	}
+}

@@ -56,7 +56,7 @@ type checked struct {
 var (
 	machineIDRe = regexp.MustCompile(`^[0-9a-fA-F]{40}$`)
 	// A host label or FQDN: letters, digits, hyphens and underscores, dot-separated.
-	deviceNameRe = regexp.MustCompile(`^[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*\.?$`)
+	deviceNameRe   = regexp.MustCompile(`^[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*\.?$`)
 	isolationTypes = []atp.IsolationType{atp.IsolationFull, atp.IsolationSelective, atp.IsolationUnManagedDevice}
 )
 
