@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"github.com/mdefn/mdefn/internal/app"
 	"github.com/mdefn/mdefn/pkg/auth"
 	"github.com/mdefn/mdefn/sim"
+	"github.com/mdefn/mdefn/sim/defender"
 )
 
 // devEnv points the real configuration path at a running simulator: the
@@ -50,59 +50,91 @@ func dev(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	s, err := sim.Start(nil)
-	if err != nil {
-		return fmt.Errorf("start simulator: %w", err)
-	}
-	defer s.Close()
-	dir, err := os.MkdirTemp("", "mdefn-dev-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	caFile := filepath.Join(dir, "sim-ca.pem")
-	if err := s.WriteCA(caFile); err != nil {
-		return err
-	}
-	// The functions' own settings (MDE_PROTECTED_TAGS, MDE_DRY_RUN,
-	// MDE_WEBHOOK_SECRET, ...) are the caller's; only the connection
-	// settings point at the simulator.
-	for k, v := range devEnv(s, caFile, *addr) {
-		os.Setenv(k, v)
-	}
-	os.Unsetenv("AWS_LAMBDA_RUNTIME_API")
-	os.Unsetenv("FUNCTIONS_CUSTOMHANDLER_PORT")
-	cfg, err := auth.LoadConfig(os.Getenv)
-	if err != nil {
-		return fmt.Errorf("configuration: %w", err)
-	}
 	logOut := io.Writer(os.Stdout)
 	if *demo {
 		logOut = io.Discard
 	}
-	c, err := app.Build(cfg, &app.Options{Logger: app.NewLogger(logOut, cfg.LogLevel)})
+	d, err := startDev(*addr, logOut, nil)
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w (is another mdefn dev running? use -addr)", *addr, err)
-	}
-	srv := &http.Server{Handler: c.App.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
-	defer srv.Close()
-	base := "http://" + ln.Addr().String()
+	defer d.Close()
 	if *demo {
-		return runDemo(base, s, c, cfg)
+		return runDemo(d.base, d.sim, d.c, d.cfg)
 	}
-	printBanner(os.Stderr, base, s, cfg)
+	printBanner(os.Stderr, d.base, d.sim, d.cfg)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	<-ctx.Done()
 	fmt.Fprintln(os.Stderr, "\nmdefn dev: stopped")
-	shutdown, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	return srv.Shutdown(shutdown)
+	return nil
+}
+
+// devStack is a running simulator with the functions wired to it.
+type devStack struct {
+	base string
+	sim  *sim.Sim
+	c    *app.Components
+	cfg  *auth.Config
+	srv  *http.Server
+	own  bool // the stack started the simulator and closes it
+}
+
+// startDev starts the simulator (or uses s), points the process's
+// configuration at it (os.Setenv) and serves the functions on addr. Go reads
+// SSL_CERT_FILE once per process, so one process serves one simulator.
+func startDev(addr string, logOut io.Writer, s *sim.Sim) (d *devStack, err error) {
+	d = &devStack{sim: s}
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+	if d.sim == nil {
+		if d.sim, err = sim.Start(nil); err != nil {
+			return nil, fmt.Errorf("start simulator: %w", err)
+		}
+		d.own = true
+	}
+	caFile, err := d.sim.CAFile()
+	if err != nil {
+		return nil, err
+	}
+	// The functions' own settings (MDE_PROTECTED_TAGS, MDE_DRY_RUN,
+	// MDE_WEBHOOK_SECRET, ...) are the caller's; only the connection
+	// settings point at the simulator.
+	for k, v := range devEnv(d.sim, caFile, addr) {
+		os.Setenv(k, v)
+	}
+	for _, k := range []string{"AWS_LAMBDA_RUNTIME_API", "FUNCTIONS_CUSTOMHANDLER_PORT", "MDE_AWS_SECRET_ID", "MDE_CLIENT_SECRET"} {
+		os.Unsetenv(k)
+	}
+	if d.cfg, err = auth.LoadConfig(os.Getenv); err != nil {
+		return nil, fmt.Errorf("configuration: %w", err)
+	}
+	if d.c, err = app.Build(d.cfg, &app.Options{Logger: app.NewLogger(logOut, d.cfg.LogLevel)}); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w (is another mdefn dev running? use -addr)", addr, err)
+	}
+	d.srv = &http.Server{Handler: d.c.App.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second}
+	go d.srv.Serve(ln)
+	d.base = "http://" + ln.Addr().String()
+	return d, nil
+}
+
+// Close stops the functions and the simulator.
+func (d *devStack) Close() {
+	if d.srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = d.srv.Shutdown(ctx)
+		cancel()
+	}
+	if d.sim != nil && d.own {
+		d.sim.Close()
+	}
 }
 
 // sample asks the running functions for a real device to put in the curl lines.
@@ -124,7 +156,10 @@ func sample(base string, cfg *auth.Config) (machineID, deviceName string) {
 }
 
 func printBanner(w io.Writer, base string, s *sim.Sim, cfg *auth.Config) {
-	id, name := sample(base, cfg)
+	id, _ := sample(base, cfg)
+	// The release line names a device that starts isolated in the
+	// simulator, so that every line works when pasted in order.
+	name := defender.IsolatedDNSName
 	sig := func(body string) string {
 		if !cfg.WebhookEnabled() {
 			return ""

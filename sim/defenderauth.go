@@ -1,0 +1,56 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/mdefn/mdefn/sim/defender"
+)
+
+type principalKey struct{}
+
+// defenderHandler checks the bearer token of every Defender request before
+// the defender fake sees it: a failure is a 401 in Defender's error shape.
+func (s *Sim) defenderHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, err := s.authenticateDefender(r)
+		if err != nil {
+			msg := "Authorization failed: " + err.Error() + "."
+			if errors.Is(err, errNoToken) {
+				msg = "Authorization header is missing or is not a Bearer token."
+			}
+			writeJSON(w, http.StatusUnauthorized, map[string]any{"error": map[string]any{
+				"code": "Unauthorized", "message": msg, "target": newGUID(),
+			}})
+			return
+		}
+		setClientID(r, p.AppID)
+		s.defender.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+	})
+}
+
+// authorizeDefender is the defender fake's Options.Authorize: it reuses the
+// principal verified by defenderHandler, or verifies the token itself when
+// the fake is called directly.
+func (s *Sim) authorizeDefender(r *http.Request) (defender.Principal, error) {
+	if p, ok := r.Context().Value(principalKey{}).(defender.Principal); ok {
+		return p, nil
+	}
+	return s.authenticateDefender(r)
+}
+
+// authenticateDefender verifies the request's bearer token for the Defender
+// audience (signature by a published key, exp/nbf, issuer, tenant) and
+// returns the caller.
+func (s *Sim) authenticateDefender(r *http.Request) (defender.Principal, error) {
+	tok, err := s.verifyToken(bearer(r.Header.Get("Authorization")), func(aud string) bool {
+		k, _ := s.resourceOf(aud)
+		return k == resDefender
+	})
+	if err != nil {
+		return defender.Principal{}, err
+	}
+	return defender.Principal{TenantID: tok.TenantID, AppID: tok.AppID, ObjectID: tok.ObjectID, UPN: tok.UPN,
+		Roles: tok.Roles, Scopes: tok.Scopes}, nil
+}
