@@ -91,6 +91,9 @@ func runDemo(base string, s *sim.Sim, c *app.Components, cfg *auth.Config) error
 	if err != nil {
 		return err
 	}
+	if status != http.StatusOK {
+		return fail("repeated isolate", status, b)
+	}
 	var again struct {
 		AlreadyPending bool                `json:"alreadyPending"`
 		Action         struct{ ID string } `json:"action"`

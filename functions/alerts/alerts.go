@@ -17,6 +17,9 @@ import (
 	"github.com/mdefn/mdefn/pkg/atp"
 )
 
+// Methods are the HTTP methods the function answers.
+var Methods = []string{http.MethodGet, http.MethodPost}
+
 // Lister is the part of *atp.Client the function uses.
 type Lister interface {
 	StreamAlerts(ctx context.Context, o *atp.ListAlertsOptions, fn func(raw json.RawMessage) error) (int, error)

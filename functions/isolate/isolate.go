@@ -22,6 +22,9 @@ import (
 	"github.com/mdefn/mdefn/pkg/atp"
 )
 
+// Methods are the HTTP methods the function answers.
+var Methods = []string{http.MethodPost}
+
 // Client is the part of *atp.Client the function uses.
 type Client interface {
 	GetMachine(ctx context.Context, id string) (*atp.Machine, error)

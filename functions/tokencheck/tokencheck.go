@@ -21,6 +21,9 @@ import (
 // MaxTokenLength bounds a supplied token; a longer one is "malformed".
 const MaxTokenLength = 16 << 10
 
+// Methods are the HTTP methods the function answers.
+var Methods = []string{http.MethodGet, http.MethodPost}
+
 // Verifier checks a token's signature, issuer, audience and lifetime.
 type Verifier interface {
 	Verify(ctx context.Context, token string) (*auth.Claims, []string, error)

@@ -107,13 +107,16 @@ func Build(cfg *auth.Config, o *Options) (*Components, error) {
 			return []byte(s), nil
 		}
 	}
-	post := front
-	post.Methods = []string{http.MethodPost}
+	with := func(methods []string) gateway.Options {
+		o := front
+		o.Methods = methods
+		return o
+	}
 	c.App = &platform.App{
 		Functions: map[string]http.Handler{
-			"alerts":     gateway.Wrap(c.Alerts, front),
-			"isolate":    gateway.Wrap(c.Isolate, post),
-			"tokencheck": gateway.Wrap(c.TokenCheck, front),
+			"alerts":     gateway.Wrap(c.Alerts, with(alerts.Methods)),
+			"isolate":    gateway.Wrap(c.Isolate, with(isolate.Methods)),
+			"tokencheck": gateway.Wrap(c.TokenCheck, with(tokencheck.Methods)),
 		},
 		OpenAPI: openapi.Handler(),
 		Timeout: cfg.Timeout,

@@ -51,6 +51,15 @@ var statuses = map[Code]int{
 	InternalError:           http.StatusInternalServerError,
 }
 
+// Codes lists every contract code.
+func Codes() []Code {
+	out := make([]Code, 0, len(statuses))
+	for c := range statuses {
+		out = append(out, c)
+	}
+	return out
+}
+
 // Status is the HTTP status of code c.
 func (c Code) Status() int {
 	if s, ok := statuses[c]; ok {

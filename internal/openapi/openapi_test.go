@@ -1,0 +1,179 @@
+package openapi_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/mdefn/mdefn/functions/alerts"
+	"github.com/mdefn/mdefn/functions/isolate"
+	"github.com/mdefn/mdefn/functions/tokencheck"
+	"github.com/mdefn/mdefn/internal/contract"
+	"github.com/mdefn/mdefn/internal/openapi"
+)
+
+type document struct {
+	OpenAPI string                                `json:"openapi"`
+	Paths   map[string]map[string]json.RawMessage `json:"paths"`
+	Comps   struct {
+		Parameters map[string]struct {
+			Name string `json:"name"`
+			In   string `json:"in"`
+		} `json:"parameters"`
+		Schemas map[string]json.RawMessage `json:"schemas"`
+	} `json:"components"`
+}
+
+func load(t *testing.T) *document {
+	t.Helper()
+	var d document
+	if err := json.Unmarshal(openapi.Document(), &d); err != nil {
+		t.Fatalf("the OpenAPI document is not JSON: %v", err)
+	}
+	if d.OpenAPI != "3.1.0" {
+		t.Errorf("openapi = %q, want 3.1.0", d.OpenAPI)
+	}
+	return &d
+}
+
+// jsonFields lists the JSON names of a struct's fields.
+func jsonFields(v any) []string {
+	var out []string
+	rt := reflect.TypeOf(v)
+	for i := range rt.NumField() {
+		name, _, _ := strings.Cut(rt.Field(i).Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (d *document) properties(t *testing.T, schema string) []string {
+	t.Helper()
+	var s struct {
+		Properties map[string]json.RawMessage `json:"properties"`
+	}
+	if err := json.Unmarshal(d.Comps.Schemas[schema], &s); err != nil || s.Properties == nil {
+		t.Fatalf("schema %s has no properties", schema)
+	}
+	var out []string
+	for k := range s.Properties {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestMethodsMatchHandlers(t *testing.T) {
+	d := load(t)
+	for path, methods := range map[string][]string{
+		"/api/alerts":     alerts.Methods,
+		"/api/isolate":    isolate.Methods,
+		"/api/tokencheck": tokencheck.Methods,
+	} {
+		var got []string
+		for m := range d.Paths[path] {
+			got = append(got, strings.ToUpper(m))
+		}
+		slices.Sort(got)
+		want := slices.Sorted(slices.Values(methods))
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%s methods (-handler +document):\n%s", path, diff)
+		}
+	}
+}
+
+func TestAlertsParametersMatch(t *testing.T) {
+	d := load(t)
+	var op struct {
+		Parameters []struct {
+			Ref string `json:"$ref"`
+		} `json:"parameters"`
+	}
+	if err := json.Unmarshal(d.Paths["/api/alerts"]["get"], &op); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range op.Parameters {
+		param := d.Comps.Parameters[strings.TrimPrefix(p.Ref, "#/components/parameters/")]
+		if param.In == "query" {
+			got = append(got, param.Name)
+		}
+	}
+	slices.Sort(got)
+	want := slices.Sorted(slices.Values(alerts.QueryParameters))
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("GET /api/alerts query parameters (-handler +document):\n%s", diff)
+	}
+	if diff := cmp.Diff(want, d.properties(t, "AlertsRequest")); diff != "" {
+		t.Errorf("AlertsRequest (-query parameters +document):\n%s", diff)
+	}
+	if diff := cmp.Diff(jsonFields(alerts.Request{}), d.properties(t, "AlertsRequest")); diff != "" {
+		t.Errorf("AlertsRequest (-Go +document):\n%s", diff)
+	}
+}
+
+func TestSchemasMatchTypes(t *testing.T) {
+	d := load(t)
+	for schema, v := range map[string]any{
+		"IsolateRequest":    isolate.Request{},
+		"IsolateResult":     isolate.Result{},
+		"Machine":           isolate.Machine{},
+		"TokenCheckRequest": tokencheck.Request{},
+		"TokenCheckResult":  tokencheck.Result{},
+		"FunctionAccess":    tokencheck.Access{},
+		"AlertsResult":      alerts.Result{},
+	} {
+		if diff := cmp.Diff(jsonFields(v), d.properties(t, schema)); diff != "" {
+			t.Errorf("%s (-Go +document):\n%s", schema, diff)
+		}
+	}
+}
+
+func TestErrorCodesMatch(t *testing.T) {
+	d := load(t)
+	var env struct {
+		Properties struct {
+			Error struct {
+				Properties struct {
+					Code struct {
+						Enum []string `json:"enum"`
+					} `json:"code"`
+				} `json:"properties"`
+			} `json:"error"`
+		} `json:"properties"`
+	}
+	if err := json.Unmarshal(d.Comps.Schemas["ErrorEnvelope"], &env); err != nil {
+		t.Fatal(err)
+	}
+	got := slices.Sorted(slices.Values(env.Properties.Error.Properties.Code.Enum))
+	var want []string
+	for _, c := range contract.Codes() {
+		want = append(want, string(c))
+	}
+	slices.Sort(want)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("error codes (-contract +document):\n%s", diff)
+	}
+}
+
+func TestHandler(t *testing.T) {
+	w := httptest.NewRecorder()
+	openapi.Handler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/api/openapi.json", nil))
+	if w.Code != 200 || !json.Valid(w.Body.Bytes()) || w.Header().Get("Content-Type") != "application/json; charset=utf-8" {
+		t.Errorf("GET = %d %q", w.Code, w.Header().Get("Content-Type"))
+	}
+	w = httptest.NewRecorder()
+	openapi.Handler().ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/api/openapi.json", nil))
+	if w.Code != 405 {
+		t.Errorf("POST = %d, want 405", w.Code)
+	}
+}
