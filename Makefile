@@ -41,25 +41,43 @@ staticcheck:
 unit:
 	$(GO) test -race -count=1 -timeout 10m ./...
 
-## e2e: drive the built artifacts (dist/) under the Lambda RIE and as an Azure custom handler
-e2e: build
-	MDEFN_E2E_DIST=$(CURDIR)/dist MDEFN_RIE=$(GOBIN)/aws-lambda-rie \
-		$(GO) test -count=1 -timeout 10m ./e2e/...
+## e2e: drive the built artifacts under the Lambda RIE and as an Azure custom
+## handler. The artifacts are built for this machine (GOOS linux, the host's
+## architecture) into E2E_DIST, apart from dist/.
+E2E_DIST := $(CURDIR)/.e2e/dist
+e2e:
+	$(MAKE) --no-print-directory build DIST=$(E2E_DIST) GOARCH=$$($(GO) env GOHOSTARCH)
+	MDEFN_E2E_DIST=$(E2E_DIST) MDEFN_RIE=$(GOBIN)/aws-lambda-rie \
+		$(GO) test -count=1 -timeout 5m ./e2e/...
 
-## build: dist/azure (custom handler app folder) and dist/lambda/<name>/bootstrap
+## build: $(DIST)/azure (custom handler app folder) and $(DIST)/lambda/<name>/bootstrap
+DIST ?= dist
 build:
-	rm -rf dist/azure dist/lambda
-	mkdir -p dist/azure
-	cp host.json dist/azure/
-	for f in functions/*/function.json; do d=$$(basename $$(dirname $$f)); mkdir -p dist/azure/$$d; cp $$f dist/azure/$$d/; done
-	for f in functions/*/*/function.json; do [ -e "$$f" ] || continue; d=$$(basename $$(dirname $$f)); mkdir -p dist/azure/$$d; cp $$f dist/azure/$$d/; done
-	CGO_ENABLED=0 GOOS=linux GOARCH=$(AZURE_GOARCH) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/azure/mdefn ./cmd/mdefn
-	chmod 0755 dist/azure/mdefn
+	rm -rf $(DIST)/azure $(DIST)/lambda
+	mkdir -p $(DIST)/azure
+	cp host.json $(DIST)/azure/
+	for f in functions/*/function.json; do d=$$(basename $$(dirname $$f)); mkdir -p $(DIST)/azure/$$d; cp $$f $(DIST)/azure/$$d/; done
+	for f in functions/*/*/function.json; do [ -e "$$f" ] || continue; d=$$(basename $$(dirname $$f)); mkdir -p $(DIST)/azure/$$d; cp $$f $(DIST)/azure/$$d/; done
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(AZURE_GOARCH) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/azure/mdefn ./cmd/mdefn
+	chmod 0755 $(DIST)/azure/mdefn
 	for fn in $(FUNCTIONS); do \
-		mkdir -p dist/lambda/$$fn && \
+		mkdir -p $(DIST)/lambda/$$fn && \
 		CGO_ENABLED=0 GOOS=linux GOARCH=$(LAMBDA_GOARCH) $(GO) build -tags lambda.norpc -trimpath -ldflags '$(LDFLAGS)' \
-			-o dist/lambda/$$fn/bootstrap ./cmd/bootstrap/$$fn && chmod 0755 dist/lambda/$$fn/bootstrap || exit 1; \
+			-o $(DIST)/lambda/$$fn/bootstrap ./cmd/bootstrap/$$fn && chmod 0755 $(DIST)/lambda/$$fn/bootstrap || exit 1; \
 	done
+
+## build-<LogicalId>: what `sam build` runs for each function of template.yaml
+## (Metadata BuildMethod makefile); SAM sets ARTIFACTS_DIR.
+SAM_TARGETS := build-AlertsFunction build-IsolateFunction build-TokenCheckFunction
+build-AlertsFunction: SAM_FUNCTION := alerts
+build-IsolateFunction: SAM_FUNCTION := isolate
+build-TokenCheckFunction: SAM_FUNCTION := tokencheck
+.PHONY: $(SAM_TARGETS)
+$(SAM_TARGETS):
+	@test -n "$(ARTIFACTS_DIR)" || { echo "$@: ARTIFACTS_DIR is not set (sam build sets it)" >&2; exit 1; }
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.norpc -trimpath -ldflags '$(LDFLAGS)' \
+		-o $(ARTIFACTS_DIR)/bootstrap ./cmd/bootstrap/$(SAM_FUNCTION)
+	chmod 0755 $(ARTIFACTS_DIR)/bootstrap
 
 ## package: dist/azure.zip and dist/lambda/<name>.zip (exec bits preserved)
 package: build
