@@ -66,24 +66,33 @@ type Int struct {
 
 // UnmarshalJSON implements json.Unmarshaler.
 func (n *Int) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
-	if bytes.Equal(b, []byte("null")) {
+	text, null, err := scalar(b)
+	if err != nil || null {
 		*n = Int{}
-		return nil
+		return err
 	}
-	if len(b) > 0 && b[0] == '"' {
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		b = []byte(strings.TrimSpace(s))
-	}
-	v, err := strconv.Atoi(string(b))
+	v, err := strconv.Atoi(text)
 	if err != nil {
 		return errors.New("want a whole number")
 	}
 	*n = Int{Value: v, Set: true}
 	return nil
+}
+
+// scalar returns a JSON scalar's text, unquoting a string.
+func scalar(b []byte) (text string, null bool, err error) {
+	b = bytes.TrimSpace(b)
+	if bytes.Equal(b, []byte("null")) {
+		return "", true, nil
+	}
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return "", false, err
+		}
+		return strings.TrimSpace(s), false, nil
+	}
+	return string(b), false, nil
 }
 
 // Bool is a JSON boolean or a string "true"/"false".
@@ -94,19 +103,12 @@ type Bool struct {
 
 // UnmarshalJSON implements json.Unmarshaler.
 func (v *Bool) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
-	if bytes.Equal(b, []byte("null")) {
+	text, null, err := scalar(b)
+	if err != nil || null {
 		*v = Bool{}
-		return nil
+		return err
 	}
-	if len(b) > 0 && b[0] == '"' {
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		b = []byte(strings.TrimSpace(s))
-	}
-	x, err := ParseBool(string(b))
+	x, err := ParseBool(text)
 	if err != nil {
 		return err
 	}
