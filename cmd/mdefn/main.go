@@ -25,6 +25,8 @@ commands:
              This is the default command.
   dev        start the embedded simulator and the three functions on
              http://127.0.0.1:7071/api/... (flags: -addr, -demo)
+  doctor     check the MDE_* settings of this environment against the real
+             vault, Entra ID and Defender, and print the fix for each problem
   version    print the version
 `
 
@@ -42,6 +44,8 @@ func main() {
 			fmt.Fprintln(os.Stderr, "mdefn dev:", err)
 			os.Exit(1)
 		}
+	case "doctor":
+		doctorMain(args)
 	case "version", "-version", "--version":
 		fmt.Println("mdefn", atp.Version)
 	case "help", "-h", "-help", "--help":

@@ -128,6 +128,8 @@ func TestIsolate(t *testing.T) {
 	}{
 		{name: "by machineId", body: `{"machineId":"` + defender.KnownIPMachineID + `","comment":"beaconing","ticket":"INC0012345"}`,
 			wantStatus: 201, wantMachine: defender.KnownIPMachineID, wantType: "Isolate", wantComment: "INC0012345: beaconing", wantPosts: 1},
+		{name: "ticket already in the comment", body: `{"machineId":"` + defender.KnownIPMachineID + `","comment":"INC0012345 beaconing","ticket":"INC0012345"}`,
+			wantStatus: 201, wantMachine: defender.KnownIPMachineID, wantType: "Isolate", wantComment: "INC0012345 beaconing", wantPosts: 1},
 		{name: "by machineId upper case", body: `{"machineId":"` + strings.ToUpper(defender.UniqueMachineID) + `","comment":"x"}`,
 			wantStatus: 201, wantMachine: defender.UniqueMachineID, wantType: "Isolate", wantComment: "x", wantPosts: 1},
 		{name: "by FQDN", body: `{"deviceName":"` + defender.UniqueFQDN + `","comment":"x","isolationType":"selective"}`,

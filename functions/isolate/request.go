@@ -107,7 +107,9 @@ func (r Request) check() (*checked, error) {
 	}
 	c.ticket = ticket
 	c.comment = comment
-	if ticket != "" {
+	// The ticket goes first, once: a comment that already starts with it
+	// is kept as it is.
+	if ticket != "" && !strings.HasPrefix(strings.ToLower(comment), strings.ToLower(ticket)) {
 		c.comment = ticket + ": " + comment
 	}
 	c.isolationType = atp.IsolationFull

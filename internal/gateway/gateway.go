@@ -26,6 +26,11 @@ const MaxBody = 1 << 20
 // SignatureHeader carries the webhook signature.
 const SignatureHeader = "X-Hub-Signature-256"
 
+// LegacySignatureHeader is accepted when SignatureHeader is absent, for
+// senders (Jira Cloud webhooks among them) that put the same
+// "sha256=<hex>" value under the older header name.
+const LegacySignatureHeader = "X-Hub-Signature"
+
 // Options configure Wrap. The zero value allows GET and POST, requires no
 // signature and limits bodies to MaxBody.
 type Options struct {
@@ -78,7 +83,11 @@ func Wrap(h http.Handler, o Options) http.Handler {
 				contract.Write(w, err)
 				return
 			}
-			if !Verify(key, body, r.Header.Get(SignatureHeader)) {
+			sig := r.Header.Get(SignatureHeader)
+			if sig == "" {
+				sig = r.Header.Get(LegacySignatureHeader)
+			}
+			if !Verify(key, body, sig) {
 				contract.Write(w, contract.Errorf(contract.Unauthorized,
 					"missing or invalid %s header: send sha256=<hex HMAC-SHA256 of the raw body> keyed with the webhook secret", SignatureHeader))
 				return

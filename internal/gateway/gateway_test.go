@@ -22,6 +22,7 @@ func TestWrap(t *testing.T) {
 		method     string
 		body       string
 		sig        string
+		legacy     string
 		trigger    invocation.Trigger
 		secretErr  error
 		wantStatus int
@@ -35,6 +36,9 @@ func TestWrap(t *testing.T) {
 		{name: "body altered after signing", method: "POST", body: body + " ", sig: good, wantStatus: 401, wantCode: contract.Unauthorized},
 		{name: "signature not hex", method: "POST", body: body, sig: "sha256=zz", wantStatus: 401, wantCode: contract.Unauthorized},
 		{name: "upper-case hex accepted", method: "POST", body: body, sig: "sha256=" + strings.ToUpper(strings.TrimPrefix(good, "sha256=")), wantStatus: 200, wantCalled: true},
+		{name: "legacy header with sha256", method: "POST", body: body, legacy: good, wantStatus: 200, wantCalled: true},
+		{name: "legacy header with sha1", method: "POST", body: body, legacy: "sha1=0123456789abcdef0123456789abcdef01234567", wantStatus: 401, wantCode: contract.Unauthorized},
+		{name: "bad new header wins over good legacy", method: "POST", body: body, sig: "sha256=00", legacy: good, wantStatus: 401, wantCode: contract.Unauthorized},
 		{name: "queue delivery needs no signature", method: "POST", body: body, trigger: invocation.Queue, wantStatus: 200, wantCalled: true},
 		{name: "wrong method", method: "DELETE", body: body, sig: good, wantStatus: 405, wantCode: contract.MethodNotAllowed},
 		{name: "oversize body", method: "POST", body: strings.Repeat("a", MaxBody+1), sig: good, wantStatus: 413, wantCode: contract.PayloadTooLarge},
@@ -61,6 +65,9 @@ func TestWrap(t *testing.T) {
 			r := httptest.NewRequest(tt.method, "/api/isolate", strings.NewReader(tt.body))
 			if tt.sig != "" {
 				r.Header.Set(SignatureHeader, tt.sig)
+			}
+			if tt.legacy != "" {
+				r.Header.Set(LegacySignatureHeader, tt.legacy)
 			}
 			if tt.trigger != "" {
 				r = r.WithContext(invocation.With(r.Context(), invocation.Info{ID: "i-1", Trigger: tt.trigger}))

@@ -1,0 +1,445 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/mdefn/mdefn/pkg/atp"
+	"github.com/mdefn/mdefn/pkg/auth"
+)
+
+// doctorStepTimeout bounds each network check, so a silent upstream is a
+// finding rather than a hang.
+const doctorStepTimeout = 30 * time.Second
+
+// doctorRetry keeps the SDKs' retries short: a diagnosis should answer in
+// seconds, and a transient failure shows up again on the next run.
+var doctorRetry = policy.RetryOptions{MaxRetries: 1, RetryDelay: 200 * time.Millisecond, MaxRetryDelay: time.Second}
+
+// doctorMain is the doctor command: it checks the configuration in the
+// process environment and exits 1 when something would fail in production.
+func doctorMain(args []string) {
+	if len(args) > 0 {
+		fmt.Fprintf(os.Stderr, "mdefn doctor takes no arguments; it reads the MDE_* settings from the environment\n")
+		os.Exit(2)
+	}
+	if !runDoctor(os.Stdout, os.Getenv, nil) {
+		os.Exit(1)
+	}
+}
+
+// runDoctor checks, in order, the configuration getenv describes, the
+// stored credential, token acquisition, the token's verification and
+// permissions, and a live read of the Defender API, writing one line per
+// check with the exact fix for each problem. A check whose prerequisite
+// failed is skipped with a note. httpClient (nil = Go's defaults) carries
+// every outbound call. It reports whether nothing would fail in
+// production. The report never contains a secret, a password, a private
+// key or a token.
+func runDoctor(w io.Writer, getenv func(string) string, httpClient *http.Client) bool {
+	d := &doctor{
+		r:      &report{w: w},
+		getenv: getenv,
+		http:   httpClient,
+		log:    slog.New(slog.DiscardHandler),
+	}
+	fmt.Fprintln(w, "mdefn doctor: what a deployment with these MDE_* settings would do")
+	fmt.Fprintln(w)
+	d.run()
+	d.r.summary()
+	return d.r.ok()
+}
+
+// doctor holds what each check hands to the next.
+type doctor struct {
+	r      *report
+	getenv func(string) string
+	http   *http.Client
+	log    *slog.Logger
+
+	cfg      *auth.Config
+	raw      string           // the stored credential's value (never printed)
+	cred     *auth.Credential // parsed raw; nil in managed-identity mode
+	tenantID string           // effective: the secret's JSON overrides the environment
+	clientID string
+	tokens   *auth.TokenSource
+	claims   *auth.Claims
+}
+
+func (d *doctor) run() {
+	if !d.checkConfig() {
+		for _, c := range []string{"credential", "token", "verification", "permissions", "defender"} {
+			d.r.skip(c, "the configuration is invalid")
+		}
+		return
+	}
+	d.checkWebhook()
+	if !d.checkCredential() {
+		for _, c := range []string{"token", "verification", "permissions", "defender"} {
+			d.r.skip(c, "no credential to sign in with")
+		}
+		return
+	}
+	tok, ok := d.checkToken()
+	if !ok {
+		for _, c := range []string{"verification", "permissions", "defender"} {
+			d.r.skip(c, "no token")
+		}
+		return
+	}
+	d.checkVerification(tok)
+	d.checkPermissions()
+	d.checkDefender()
+}
+
+// checkConfig loads the configuration as a deployment would.
+func (d *doctor) checkConfig() bool {
+	cfg, err := auth.LoadConfig(d.getenv)
+	if err != nil {
+		var ce *auth.ConfigError
+		if errors.As(err, &ce) {
+			d.r.add(failed, "configuration", ce.Error(),
+				fmt.Sprintf("correct %s as the message says; the settings are listed in the README (Configuration)", ce.Setting))
+		} else {
+			d.r.add(failed, "configuration", err.Error(), "correct the setting the message names")
+		}
+		return false
+	}
+	d.cfg, d.tenantID, d.clientID = cfg, cfg.TenantID, cfg.ClientID
+	client := cfg.ClientID
+	if client == "" {
+		client = "(system-assigned identity)"
+	}
+	source := string(cfg.CredentialSource)
+	switch cfg.CredentialSource {
+	case auth.SourceKeyVault:
+		source = fmt.Sprintf("Key Vault %s, secret %q", cfg.KeyVaultURL, cfg.SecretName)
+	case auth.SourceAWSSecretsManager:
+		source = fmt.Sprintf("Secrets Manager secret %q", cfg.AWSSecretID)
+	case auth.SourceEnvironment:
+		source = "MDE_CLIENT_SECRET"
+	case auth.SourceNone:
+		source = "none (managed identity)"
+	}
+	d.r.add(passed, "configuration", fmt.Sprintf("MDE_AUTH=%s, tenant %s, client %s, cloud %s", cfg.Auth, cfg.TenantID, client, cfg.Cloud), "",
+		"credential: "+source,
+		"Entra:     "+cfg.AuthorityURL,
+		"audience:  "+cfg.TokenAudience,
+		"Defender:  "+cfg.APIURL)
+	for _, warning := range cfg.Warnings {
+		d.r.add(warned, "configuration", warning, warningFix(warning))
+	}
+	if cfg.DryRun {
+		d.r.add(warned, "configuration", "MDE_DRY_RUN=true: isolations are validated but never sent to Defender",
+			"unset MDE_DRY_RUN (or set it to false) when the deployment should act")
+	}
+	if gov(cfg.APIURL) != gov(cfg.TokenAudience) {
+		d.r.add(warned, "configuration", fmt.Sprintf("MDE_API_URL (%s) and MDE_TOKEN_AUDIENCE (%s) belong to different clouds", cfg.APIURL, cfg.TokenAudience),
+			"set MDE_CLOUD to the tenant's cloud and unset the explicit MDE_API_URL / MDE_TOKEN_AUDIENCE that disagree with it")
+	}
+	return true
+}
+
+// gov reports whether a URL is on a US Government cloud host.
+func gov(u string) bool {
+	host := strings.TrimPrefix(strings.TrimPrefix(u, "https://"), "http://")
+	host, _, _ = strings.Cut(host, "/")
+	return strings.HasSuffix(host, ".us")
+}
+
+func warningFix(w string) string {
+	switch {
+	case strings.HasPrefix(w, "MDE_CLIENT_SECRET holds"):
+		return "store the credential in Key Vault (MDE_KEYVAULT_URL, MDE_SECRET_NAME) or Secrets Manager (MDE_AWS_SECRET_ID) and unset MDE_CLIENT_SECRET"
+	case strings.HasPrefix(w, "MDE_WEBHOOK_SECRET holds"):
+		return "store the webhook secret in the vault and name it with MDE_WEBHOOK_SECRET_NAME; unset MDE_WEBHOOK_SECRET"
+	case strings.Contains(w, " is ignored"):
+		name, _, _ := strings.Cut(w, " ")
+		return "unset " + name + " so the configuration says what the deployment uses"
+	}
+	return ""
+}
+
+// checkWebhook reads the webhook signing secret when one is stored, since a
+// missing one fails every HTTP request.
+func (d *doctor) checkWebhook() {
+	if d.cfg.WebhookSecretName == "" {
+		return
+	}
+	src, err := auth.NewWebhookSecretSource(d.cfg, d.http)
+	if err != nil {
+		d.r.add(failed, "webhook", "cannot build the webhook secret source: "+err.Error(), "check MDE_WEBHOOK_SECRET_NAME and the vault settings")
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), doctorStepTimeout)
+	defer cancel()
+	if _, err := src.Secret(ctx); err != nil {
+		what, fix := secretDiagnosis(d.cfg, err)
+		d.r.add(failed, "webhook", "MDE_WEBHOOK_SECRET_NAME: "+what, fix)
+		return
+	}
+	d.r.add(passed, "webhook", fmt.Sprintf("read the webhook secret %s (requests must carry X-Hub-Signature-256)", src.Name()), "")
+}
+
+// checkCredential reads and parses the stored credential.
+func (d *doctor) checkCredential() bool {
+	if d.cfg.Auth == auth.AuthManagedIdentity && d.cfg.CredentialSource == auth.SourceNone {
+		who := "the system-assigned managed identity"
+		if d.cfg.ClientID != "" {
+			who = "the user-assigned managed identity " + d.cfg.ClientID
+		}
+		d.r.add(passed, "credential", "none stored: "+who+" signs in", "")
+		return true
+	}
+	src, err := doctorSecretSource(d.cfg, d.http)
+	if err != nil {
+		d.r.add(failed, "credential", "cannot build the credential source: "+err.Error(), "check the credential settings (MDE_KEYVAULT_URL, MDE_AWS_SECRET_ID)")
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), doctorStepTimeout)
+	defer cancel()
+	raw, err := src.Secret(ctx)
+	if err != nil {
+		what, fix := secretDiagnosis(d.cfg, err)
+		d.r.add(failed, "credential", what, fix)
+		return false
+	}
+	cred, err := auth.ParseCredential(raw, d.cfg.Auth)
+	if err != nil {
+		d.r.add(failed, "credential", fmt.Sprintf("%s holds no valid %s credential: %s", src.Name(), d.cfg.Auth, strings.TrimPrefix(err.Error(), "auth: ")),
+			formatFix(d.cfg.Auth))
+		return false
+	}
+	d.raw, d.cred = raw, cred
+	var notes []string
+	if cred.TenantID != "" && cred.TenantID != d.tenantID {
+		notes = append(notes, "tenantId "+cred.TenantID+" from the secret's JSON replaces MDE_TENANT_ID")
+		d.tenantID = cred.TenantID
+	}
+	if cred.ClientID != "" && cred.ClientID != d.clientID {
+		notes = append(notes, "clientId "+cred.ClientID+" from the secret's JSON replaces MDE_CLIENT_ID")
+		d.clientID = cred.ClientID
+	}
+	d.r.add(passed, "credential", "read "+src.Name()+": "+describeCredential(cred), "", notes...)
+	return true
+}
+
+// doctorSecretSource is auth.NewSecretSource with short retries for the
+// vault, so that an unreachable vault is reported in seconds.
+func doctorSecretSource(cfg *auth.Config, httpClient *http.Client) (auth.SecretSource, error) {
+	if cfg.CredentialSource != auth.SourceKeyVault {
+		return auth.NewSecretSource(cfg, httpClient)
+	}
+	opts := &auth.KeyVaultOptions{DisableChallengeResourceVerification: cfg.KeyVaultDisableChallengeVerification, Retry: doctorRetry}
+	if cfg.Auth == auth.AuthManagedIdentity {
+		opts.ManagedIdentityClientID = cfg.ClientID
+	}
+	return auth.NewKeyVaultSource(cfg.KeyVaultURL, cfg.SecretName, httpClient, opts)
+}
+
+func describeCredential(c *auth.Credential) string {
+	var parts []string
+	if c.ClientSecret != "" {
+		parts = append(parts, "a client secret")
+	}
+	if len(c.Certificate) > 0 {
+		parts = append(parts, "a certificate (thumbprint "+c.Thumbprint()+") and its key")
+	}
+	if c.Username != "" {
+		parts = append(parts, "the password of "+c.Username)
+	}
+	if len(parts) == 0 {
+		return "a credential"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// checkToken acquires a Defender token exactly as the functions do.
+func (d *doctor) checkToken() (string, bool) {
+	var store *auth.CredentialStore
+	if d.cred != nil {
+		// Serve the value already read: one vault read per run.
+		store = auth.NewCredentialStore(d.cfg, auth.NewEnvSecretSource("stored credential", d.raw), &auth.StoreOptions{Logger: d.log})
+	}
+	ts, err := auth.NewTokenSource(d.cfg, store, d.http, &auth.TokenOptions{
+		Logger: d.log, FetchTimeout: doctorStepTimeout, ManagedIdentityRetry: doctorRetry,
+	})
+	if err != nil {
+		d.r.add(failed, "token", "cannot build the token source: "+err.Error(), "check MDE_AUTH and the credential settings")
+		return "", false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), doctorStepTimeout)
+	defer cancel()
+	tok, err := ts.TokenContext(ctx)
+	if err != nil {
+		what, fix := entraDiagnosis(d, err)
+		d.r.add(failed, "token", what, fix)
+		return "", false
+	}
+	d.tokens = ts
+	d.r.add(passed, "token", fmt.Sprintf("Entra issued a token for %s (expires %s)", d.cfg.TokenAudience, tok.Expiry.UTC().Format(time.RFC3339)), "")
+	return tok.AccessToken, true
+}
+
+// checkVerification verifies the token as tokencheck does: signature against
+// the tenant's published keys, issuer, audience, lifetime.
+func (d *doctor) checkVerification(token string) {
+	v := auth.NewVerifier(d.cfg.AuthorityURL, d.tenantID, d.cfg.TokenAudience, d.http, &auth.VerifierOptions{Logger: d.log})
+	ctx, cancel := context.WithTimeout(context.Background(), doctorStepTimeout)
+	defer cancel()
+	claims, problems, err := v.Verify(ctx, token)
+	if err != nil {
+		d.r.add(warned, "verification", "cannot fetch the tenant's signing keys: "+err.Error(),
+			fmt.Sprintf("tokencheck needs %s/%s/discovery/v2.0/keys: check MDE_AUTHORITY_URL and MDE_TENANT_ID", d.cfg.AuthorityURL, d.tenantID))
+		d.claims, _ = auth.ParseUnverified(token)
+		return
+	}
+	d.claims = claims
+	if len(problems) == 0 {
+		d.r.add(passed, "verification", fmt.Sprintf("signature, issuer, audience and lifetime check out (%s token of app %s)", claims.TokenType(), claims.AppID), "")
+		return
+	}
+	for _, p := range problems {
+		o, what, fix := verifyDiagnosis(d, claims, p)
+		d.r.add(o, "verification", what, fix)
+	}
+}
+
+// checkPermissions tells, per function, what the token allows.
+func (d *doctor) checkPermissions() {
+	c := d.claims
+	if c == nil {
+		d.r.skip("permissions", "the token could not be read")
+		return
+	}
+	delegated := c.TokenType() == auth.TokenDelegated
+	if len(c.Roles) == 0 && len(c.Scopes) == 0 {
+		d.r.add(failed, "permissions", "the token carries no Defender permissions at all: admin consent is missing", d.consentFix(nil))
+		return
+	}
+	held := c.Roles
+	kind := "application permissions"
+	if delegated {
+		held, kind = c.Scopes, "delegated permissions"
+	}
+	perms := auth.Permissions(c)
+	needs := map[string]string{
+		auth.FunctionAlerts:        "alerts",
+		auth.FunctionIsolate:       "isolate by machineId",
+		auth.FunctionIsolateByName: "isolate by deviceName or ipAddress",
+	}
+	if d.cfg.MaxIsolationsPerHour > 0 || len(d.cfg.ProtectedTags) > 0 {
+		// The budget and the protected tags read machines and machine
+		// actions before every isolation.
+		a := perms[auth.FunctionIsolate]
+		for _, m := range perms[auth.FunctionIsolateByName].Missing {
+			if !slices.Contains(a.Missing, m) {
+				a.Missing = append(a.Missing, m)
+			}
+		}
+		a.Allowed = len(a.Missing) == 0
+		perms[auth.FunctionIsolate] = a
+		needs[auth.FunctionIsolate] += " (with MDE_MAX_ISOLATIONS_PER_HOUR or MDE_PROTECTED_TAGS)"
+	}
+	var missing, allowed, denied []string
+	for _, fn := range []string{auth.FunctionAlerts, auth.FunctionIsolate, auth.FunctionIsolateByName} {
+		a := perms[fn]
+		if a.Allowed {
+			allowed = append(allowed, needs[fn])
+			continue
+		}
+		denied = append(denied, fmt.Sprintf("%s needs %s", needs[fn], strings.Join(a.Missing, " and ")))
+		for _, m := range a.Missing {
+			if !slices.Contains(missing, m) {
+				missing = append(missing, m)
+			}
+		}
+	}
+	heldLine := fmt.Sprintf("the token holds %s: %s", kind, strings.Join(held, ", "))
+	if len(missing) == 0 {
+		d.r.add(passed, "permissions", strings.Join(allowed, ", ")+": allowed", "", heldLine)
+	} else {
+		d.r.add(failed, "permissions", "missing "+strings.Join(missing, ", "), d.consentFix(missing), append(denied, heldLine)...)
+	}
+	if delegated {
+		d.r.add(warned, "permissions", "delegated token: Defender also checks the user's own role at each action",
+			"give "+c.UPN+" a Defender role with \"Active remediation actions\" (Microsoft Defender portal → Settings → Endpoints → Roles) for isolation, and \"View data\" for alerts")
+	}
+}
+
+// consentFix names how to grant the missing permissions (nil: a sensible
+// set) for the identity the deployment signs in with.
+func (d *doctor) consentFix(missing []string) string {
+	if missing == nil {
+		missing = []string{"Alert.Read.All", "Machine.Read.All", "Machine.Isolate"}
+		if d.claims != nil && d.claims.TokenType() == auth.TokenDelegated {
+			missing = []string{"Alert.Read", "Machine.Read", "Machine.Isolate"}
+		}
+	}
+	list := strings.Join(missing, ", ")
+	if d.cfg.Auth == auth.AuthManagedIdentity {
+		return fmt.Sprintf("assign the WindowsDefenderATP app roles %s to the managed identity with Microsoft Graph appRoleAssignments\n"+
+			"(docs/onboarding.md, \"Secretless: the function's managed identity\"); the function picks them up with its next token (up to an hour, or restart it)", list)
+	}
+	kind := "Application permissions"
+	if d.cfg.Auth == auth.AuthPassword {
+		kind = "Delegated permissions"
+	}
+	return fmt.Sprintf("Entra admin center → App registrations → %s → API permissions → Add a permission → APIs my organization uses →\n"+
+		"WindowsDefenderATP → %s: %s, then press \"Grant admin consent\"; tokens issued before keep their old permissions (up to an hour, or restart the function)",
+		d.clientID, kind, list)
+}
+
+// checkDefender makes the cheap reads the functions depend on.
+func (d *doctor) checkDefender() {
+	client, err := atp.NewClient(d.cfg.APIURL, d.tokens, &atp.Options{
+		HTTPClient: d.http, Logger: d.log, MaxRetries: 1, RetryBaseDelay: 200 * time.Millisecond, RetryMaxDelay: time.Second,
+	})
+	if err != nil {
+		d.r.add(failed, "defender", "MDE_API_URL: "+err.Error(), "set MDE_API_URL to the Defender API base, such as https://api.security.microsoft.com")
+		return
+	}
+	delegated := d.claims != nil && d.claims.TokenType() == auth.TokenDelegated
+	probes := []struct {
+		what       string
+		app, deleg string // the least privileged permission the call needs
+		call       func(ctx context.Context) (int, error)
+	}{
+		{"GET /api/alerts?$top=1 (alerts)", "Alert.Read.All", "Alert.Read", func(ctx context.Context) (int, error) {
+			a, err := client.ListAlerts(ctx, &atp.ListAlertsOptions{Top: 1})
+			return len(a), err
+		}},
+		{"GET /api/machines?$top=1 (isolate by name or IP)", "Machine.Read.All", "Machine.Read", func(ctx context.Context) (int, error) {
+			m, err := client.ListMachines(ctx, &atp.ListMachinesOptions{Top: 1})
+			return len(m), err
+		}},
+	}
+	for _, p := range probes {
+		ctx, cancel := context.WithTimeout(context.Background(), doctorStepTimeout)
+		n, err := p.call(ctx)
+		cancel()
+		if err == nil {
+			d.r.add(passed, "defender", fmt.Sprintf("%s answered (%s)", p.what, plural(n, "item")), "")
+			continue
+		}
+		need := p.app
+		if delegated {
+			need = p.deleg
+		}
+		o, what, fix := defenderDiagnosis(d, err, need)
+		d.r.add(o, "defender", p.what+": "+what, fix)
+		if o == failed && !isForbidden(err) {
+			// Connection and authentication failures repeat for every call.
+			return
+		}
+	}
+}
