@@ -12,7 +12,7 @@ LAMBDA_GOARCH := $(or $(GOARCH),arm64)
 FUZZTIME ?= 30s
 BENCHTIME ?= 1s
 
-.PHONY: all build test lint tools fmt-check vet staticcheck unit e2e bench fuzz package clean
+.PHONY: all build test lint tools fmt-check vet staticcheck unit e2e bench fuzz fuzz-brief package clean
 
 all: build
 
@@ -24,7 +24,7 @@ tools:
 		$(GO) install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@$(RIE_VERSION)
 
 ## test: format check, vet, staticcheck, race-enabled unit tests, end-to-end tests of the built artifacts
-test: tools lint unit e2e
+test: tools lint unit fuzz-brief e2e
 
 lint: fmt-check vet staticcheck
 
@@ -58,7 +58,7 @@ build:
 	cp host.json $(DIST)/azure/
 	for f in functions/*/function.json; do d=$$(basename $$(dirname $$f)); mkdir -p $(DIST)/azure/$$d; cp $$f $(DIST)/azure/$$d/; done
 	for f in functions/*/*/function.json; do [ -e "$$f" ] || continue; d=$$(basename $$(dirname $$f)); mkdir -p $(DIST)/azure/$$d; cp $$f $(DIST)/azure/$$d/; done
-	CGO_ENABLED=0 GOOS=linux GOARCH=$(AZURE_GOARCH) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/azure/mdefn ./cmd/mdefn
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(AZURE_GOARCH) $(GO) build -tags lambda.norpc -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/azure/mdefn ./cmd/mdefn
 	chmod 0755 $(DIST)/azure/mdefn
 	for fn in $(FUNCTIONS); do \
 		mkdir -p $(DIST)/lambda/$$fn && \
@@ -84,11 +84,26 @@ package: build
 	cd dist/azure && rm -f ../azure.zip && zip -qr -X ../azure.zip .
 	for fn in $(FUNCTIONS); do (cd dist/lambda/$$fn && rm -f ../$$fn.zip && zip -q -X ../$$fn.zip bootstrap) || exit 1; done
 
-## bench: benchmarks of the hot paths (figures in docs/benchmarks.md)
+## bench: the Go benchmarks of the hot paths (-benchmem; BENCHTIME, COUNT,
+## BENCH selects them), then cmd/mdefnbench: cold start, warm overhead,
+## token and secret reads, throughput, peak RSS and sizes against the
+## simulator (RUNS cold starts). Prints the table and writes docs/benchmarks.md.
+BENCH ?= .
+COUNT ?= 1
+RUNS ?= 20
+BENCH_OUT := $(CURDIR)/dist/bench
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
+	mkdir -p $(BENCH_OUT)
+	set -o pipefail; $(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -benchtime $(BENCHTIME) -count $(COUNT) -timeout 20m ./... \
+		| tee $(BENCH_OUT)/gotest.txt
+	$(GO) run ./cmd/mdefnbench -runs $(RUNS) -gotest $(BENCH_OUT)/gotest.txt -out docs/benchmarks.md
 
-## fuzz: run every fuzz target for FUZZTIME each
+## fuzz: run every fuzz target for FUZZTIME each (their seed corpora also run
+## in every `go test`); fuzz-brief is the short pass `make test` includes.
+FUZZBRIEF ?= 3s
+fuzz-brief:
+	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZBRIEF)
+
 fuzz:
 	@for pkg in $$($(GO) list ./...); do \
 		for t in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \

@@ -79,8 +79,11 @@ func (s *Service) Do(ctx context.Context, r Request) (*Result, error) {
 }
 
 // ServeHTTP answers GET (query string) and POST (JSON body) alerts requests.
-// The answer is built in one buffer while Defender's page is decoded, so a
-// page is held once; any failure before the end is an error envelope.
+// The answer is written while Defender's page is decoded. Up to 64 KiB of it
+// is buffered, so a failure before that is an error envelope; a larger page
+// is streamed to a network writer (pageWriter), and a failure after the
+// status was sent aborts the connection (the caller sees a broken answer,
+// never a short one that looks complete). A page is never held twice.
 func (s *Service) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	var r Request
 	var err error
@@ -100,34 +103,33 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		s.fail(w, req, err)
 		return
 	}
-	var out bytes.Buffer
-	out.WriteString(`{"value":[`)
+	out := &pageWriter{w: w}
+	out.writeString(`{"value":[`)
 	first := true
 	n, next, err := s.List(req.Context(), r, func(raw json.RawMessage) error {
 		if !first {
-			out.WriteByte(',')
+			out.writeByte(',')
 		}
 		first = false
-		out.Write(raw)
-		return nil
+		out.write(raw)
+		return out.err // the caller is gone: stop reading Defender's page
 	})
 	if err != nil {
+		if out.committed() {
+			contract.LogFailure(req.Context(), s.Logger, "alerts", contract.From(err))
+			panic(http.ErrAbortHandler)
+		}
 		s.fail(w, req, err)
 		return
 	}
-	out.WriteString(`],"count":`)
-	out.WriteString(strconv.Itoa(n))
+	out.writeString(`],"count":`)
+	out.writeString(strconv.Itoa(n))
 	if next != nil {
-		out.WriteString(`,"nextSkip":`)
-		out.WriteString(strconv.Itoa(*next))
+		out.writeString(`,"nextSkip":`)
+		out.writeString(strconv.Itoa(*next))
 	}
-	out.WriteString("}\n")
-	h := w.Header()
-	h.Set("Content-Type", "application/json; charset=utf-8")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Content-Length", strconv.Itoa(out.Len()))
-	w.WriteHeader(http.StatusOK)
-	_, _ = out.WriteTo(w)
+	out.writeString("}\n")
+	out.finish()
 }
 
 func (s *Service) fail(w http.ResponseWriter, req *http.Request, err error) {

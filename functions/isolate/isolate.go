@@ -14,7 +14,10 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 
 	"github.com/mdefn/mdefn/functions/internal/decode"
 	"github.com/mdefn/mdefn/internal/contract"
@@ -52,6 +55,13 @@ type Service struct {
 	Requestor func(ctx context.Context) (string, error)
 	Logger    *slog.Logger     // audit and failure lines; nil discards
 	Now       func() time.Time // nil: time.Now
+
+	// budgetMu serialises count-then-isolate within this instance, so that
+	// concurrent deliveries cannot all pass the same count.
+	budgetMu sync.Mutex
+	// inflight coalesces identical deliveries that arrive while the first
+	// is still running: one set of Defender calls serves all of them.
+	inflight singleflight.Group
 }
 
 // Machine is the device an answer names.
@@ -99,7 +109,20 @@ func (s *Service) Do(ctx context.Context, r Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.do(ctx, c)
+	// Identical deliveries in flight at once (a webhook storm, a retry
+	// racing its original) share one run: the first caller's answer is
+	// the run's own, the others are repeated deliveries of it.
+	leader := false
+	v, err, _ := s.inflight.Do(c.key(), func() (any, error) {
+		leader = true
+		return s.do(ctx, c)
+	})
+	res, _ := v.(*Result)
+	if !leader && err == nil && res.Status == http.StatusCreated {
+		again := *res
+		again.Status, again.AlreadyPending = http.StatusOK, true
+		res = &again
+	}
 	s.audit(ctx, c, res, err)
 	return res, err
 }
@@ -118,6 +141,10 @@ func (s *Service) do(ctx context.Context, c *checked) (*Result, error) {
 			return nil, &contract.Error{Code: contract.ProtectedDevice,
 				Message: fmt.Sprintf("device %s carries the protected tag %q (MDE_PROTECTED_TAGS) and is never isolated by this function", m.ID, tag)}
 		}
+	}
+	if !c.release && s.Config.MaxPerHour > 0 && !c.dryRun && !s.Config.DryRun {
+		s.budgetMu.Lock()
+		defer s.budgetMu.Unlock()
 	}
 	if !c.release && s.Config.MaxPerHour > 0 {
 		// A repeated delivery of a pending isolation is success, not a new

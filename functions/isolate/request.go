@@ -1,6 +1,7 @@
 package isolate
 
 import (
+	"fmt"
 	"net/netip"
 	"regexp"
 	"strings"
@@ -125,6 +126,13 @@ func (r Request) check() (*checked, error) {
 		}
 	}
 	return c, nil
+}
+
+// key identifies a request for coalescing identical deliveries: everything
+// that decides what is sent to Defender.
+func (c *checked) key() string {
+	return strings.Join([]string{string(c.by), c.machineID, c.deviceName, c.ip.String(), c.comment,
+		string(c.isolationType), fmt.Sprint(c.release), fmt.Sprint(c.dryRun)}, "\x00")
 }
 
 // text rejects invalid UTF-8, control characters and over-long values.

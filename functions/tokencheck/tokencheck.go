@@ -7,6 +7,7 @@ package tokencheck
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/mdefn/mdefn/functions/internal/decode"
 	"github.com/mdefn/mdefn/internal/contract"
+	"github.com/mdefn/mdefn/pkg/atp"
 	"github.com/mdefn/mdefn/pkg/auth"
 )
 
@@ -74,7 +76,8 @@ func (s *Service) Do(ctx context.Context, r Request) (*Result, error) {
 	if token == "" {
 		t, err := s.Tokens.TokenContext(ctx)
 		if err != nil {
-			return nil, err
+			// Mapped like the other functions' token failures (atp.ErrToken).
+			return nil, fmt.Errorf("tokencheck: %w: %w", atp.ErrToken, err)
 		}
 		token = t.AccessToken
 	}

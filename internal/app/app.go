@@ -29,6 +29,11 @@ type Options struct {
 	// Logger receives JSON log lines; nil means JSON on stdout at the
 	// configured level.
 	Logger *slog.Logger
+	// NoCallBudget turns off the Defender client's own calls-per-minute and
+	// calls-per-hour budget (atp.Options.CallsPerMinute and CallsPerHour
+	// negative). For benchmarks against the simulator only (cmd/mdefnbench):
+	// production keeps Defender's documented limits.
+	NoCallBudget bool
 }
 
 // Components are the built pieces, exposed for tests and the doctor.
@@ -77,7 +82,11 @@ func Build(cfg *auth.Config, o *Options) (*Components, error) {
 	if c.Tokens, err = auth.NewTokenSource(cfg, c.Creds, o.HTTPClient, &auth.TokenOptions{Logger: c.Logger}); err != nil {
 		return nil, fmt.Errorf("token source: %w", err)
 	}
-	if c.Defender, err = atp.NewClient(cfg.APIURL, c.Tokens, &atp.Options{HTTPClient: o.HTTPClient, Logger: c.Logger}); err != nil {
+	atpOpts := &atp.Options{HTTPClient: o.HTTPClient, Logger: c.Logger}
+	if o.NoCallBudget {
+		atpOpts.CallsPerMinute, atpOpts.CallsPerHour = -1, -1
+	}
+	if c.Defender, err = atp.NewClient(cfg.APIURL, c.Tokens, atpOpts); err != nil {
 		return nil, fmt.Errorf("defender client: %w", err)
 	}
 	c.Verifier = auth.NewVerifier(cfg.AuthorityURL, cfg.TenantID, cfg.TokenAudience, o.HTTPClient, &auth.VerifierOptions{Logger: c.Logger})

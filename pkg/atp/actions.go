@@ -3,6 +3,7 @@ package atp
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -177,6 +178,11 @@ func (c *Client) action(ctx context.Context, op, path string, body any) (*Machin
 	var a MachineAction
 	if err := c.do(ctx, &call{op: op, method: http.MethodPost, path: path, body: b}, &a); err != nil {
 		return nil, err
+	}
+	if a.ID == "" {
+		// A 2xx whose body names no action (an empty object, a proxy's
+		// page decoded leniently) is not proof the action was created.
+		return nil, fmt.Errorf("atp: %s: %w", op, &DecodeError{StatusCode: http.StatusCreated, Method: http.MethodPost, Path: path, Err: errors.New("the answer names no machine action")})
 	}
 	return &a, nil
 }

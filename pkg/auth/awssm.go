@@ -46,6 +46,8 @@ func (s *AWSSecretSource) Secret(ctx context.Context) (string, error) {
 		return "", s.error(err)
 	}
 	switch {
+	case len(aws.ToString(out.SecretString)) > MaxSecretBytes || len(out.SecretBinary) > MaxSecretBytes:
+		return "", tooLarge(SourceAWSSecretsManager, s.id)
 	case out.SecretString != nil && *out.SecretString != "":
 		return *out.SecretString, nil
 	case len(out.SecretBinary) > 0:

@@ -94,6 +94,9 @@ func (s *KeyVaultSource) Secret(ctx context.Context) (string, error) {
 	if resp.Value == nil || *resp.Value == "" {
 		return "", &SecretError{Source: string(SourceKeyVault), Name: s.name, Code: "EmptySecret", Message: "the secret has no value"}
 	}
+	if len(*resp.Value) > MaxSecretBytes {
+		return "", tooLarge(SourceKeyVault, s.name)
+	}
 	return *resp.Value, nil
 }
 

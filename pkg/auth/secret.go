@@ -18,6 +18,15 @@ type SecretSource interface {
 	Name() string
 }
 
+// MaxSecretBytes bounds a stored credential's value: larger than any real
+// one (Key Vault stores at most 25 KB, Secrets Manager 64 KiB), so a bigger
+// value is a misconfiguration or a hostile answer, refused before use.
+const MaxSecretBytes = 64 << 10
+
+func tooLarge(source SourceKind, name string) error {
+	return &SecretError{Source: string(source), Name: name, Code: "SecretTooLarge", Message: "the secret's value is larger than 64 KiB"}
+}
+
 // NewSecretSource returns the credential source cfg selects by precedence:
 // Key Vault (read with azidentity's default chain: managed identity, then
 // environment or Azure CLI), then AWS Secrets Manager (the standard AWS SDK

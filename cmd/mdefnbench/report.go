@@ -1,0 +1,185 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+// report gathers the figures of one run.
+type report struct {
+	machine   string
+	loadAfter string
+	started   time.Time
+	finished  time.Time
+	sizes     []binSize
+	cold      []time.Duration
+	coldCPU   []time.Duration // CPU time (user+system) of each cold process, to its exit
+	// cold starts with SSL_CERT_DIR at an empty directory
+	coldNoRoots []time.Duration
+	rss         rssResult
+	warm        *warmResult
+}
+
+// Targets of issue 7, on a 2-core machine. Sizes are in MiB.
+const (
+	targetCold        = 20 * time.Millisecond
+	targetOverheadP99 = 500 * time.Microsecond
+	targetRSS         = 48 << 20
+	targetStripped    = 12 << 20
+	targetZipped      = 5 << 20
+)
+
+// row is one line of the table.
+type row struct{ measure, figure, target, met string }
+
+func (r *report) rows() []row {
+	var rows []row
+	add := func(measure, figure, target string, ok bool) {
+		met := "yes"
+		if !ok {
+			met = "**no**"
+		}
+		if target == "" {
+			met = ""
+		}
+		rows = append(rows, row{measure, figure, target, met})
+	}
+	cold := sorted(r.cold)
+	add(fmt.Sprintf("cold start, exec → first 200 from alerts (%d runs)", len(cold)),
+		fmt.Sprintf("median %s (min %s, p90 %s, max %s)", ms(pct(cold, 0.5)), ms(cold[0]), ms(pct(cold, 0.9)), ms(cold[len(cold)-1])),
+		"median ≤ 20 ms", pct(cold, 0.5) <= targetCold)
+	cpu := sorted(r.coldCPU)
+	add("  of which: CPU time of the cold process (user+system, to exit)",
+		fmt.Sprintf("median %s (min %s, max %s)", ms(pct(cpu, 0.5)), ms(cpu[0]), ms(cpu[len(cpu)-1])), "", true)
+	nr := sorted(r.coldNoRoots)
+	add("  the same, SSL_CERT_DIR=<empty dir> (system certificate directory not parsed)",
+		fmt.Sprintf("median %s (min %s, p90 %s, max %s)", ms(pct(nr, 0.5)), ms(nr[0]), ms(pct(nr, 0.9)), ms(nr[len(nr)-1])),
+		"median ≤ 20 ms", pct(nr, 0.5) <= targetCold)
+	for _, p := range []warmPhase{r.warm.serial, r.warm.parallel} {
+		o := sorted(p.overhead)
+		add(fmt.Sprintf("warm overhead, %d caller(s) (%d invocations)", p.callers, p.invocations),
+			fmt.Sprintf("p50 %s, p99 %s", ms(pct(o, 0.5)), ms(pct(o, 0.99))),
+			"p99 ≤ 0.5 ms", pct(o, 0.99) <= targetOverheadP99)
+		fn, up, cl := sorted(p.function), sorted(p.defender), sorted(p.client)
+		add(fmt.Sprintf("  of which: function / Defender call / caller round trip, %d caller(s)", p.callers),
+			fmt.Sprintf("p50 %s / %s / %s; p99 %s / %s / %s",
+				ms(pct(fn, 0.5)), ms(pct(up, 0.5)), ms(pct(cl, 0.5)), ms(pct(fn, 0.99)), ms(pct(up, 0.99)), ms(pct(cl, 0.99))), "", true)
+	}
+	w := r.warm
+	allowed := max(1, w.invocations/10000)
+	add(fmt.Sprintf("token requests over %d invocations of one process", w.invocations),
+		fmt.Sprint(w.tokenRequests), "1 per 10,000", w.tokenRequests <= allowed)
+	add(fmt.Sprintf("secret reads over %d invocations of one process", w.invocations),
+		fmt.Sprint(w.secretReads), "1 per 10,000", w.secretReads <= allowed)
+	add(fmt.Sprintf("throughput, %d callers", w.parallel.callers),
+		fmt.Sprintf("%.0f invocations/s", float64(w.parallel.invocations)/w.parallel.elapsed.Seconds()), "", true)
+	if r.rss.alerts == 0 {
+		add("peak RSS, one 10,000-alert page with evidence", "not measured (-rss-runs 0)", "≤ 48 MiB", false)
+	} else {
+		add("peak RSS, one 10,000-alert page with evidence",
+			fmt.Sprintf("%s (answer %s; %s after the first small page)", mib(r.rss.peak), mib(r.rss.bytes), mib(r.rss.idle)),
+			"≤ 48 MiB", r.rss.peak <= targetRSS)
+	}
+	for _, b := range r.sizes {
+		add(fmt.Sprintf("size of %s (linux/%s)", b.name, b.goarch),
+			fmt.Sprintf("%s stripped, %s zipped", mib(b.stripped), mib(b.zipped)),
+			"≤ 12 MiB, ≤ 5 MiB", b.stripped <= targetStripped && b.zipped <= targetZipped)
+	}
+	return rows
+}
+
+// table renders the rows as a markdown table (readable as plain text).
+func (r *report) table() string {
+	var b strings.Builder
+	b.WriteString("| measure | figure | target | met |\n|---|---|---|---|\n")
+	for _, x := range r.rows() {
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", x.measure, x.figure, x.target, x.met)
+	}
+	return b.String()
+}
+
+// markdown is docs/benchmarks.md.
+func (r *report) markdown(table, goTest string) string {
+	var b strings.Builder
+	b.WriteString("# mdefn benchmarks\n\n")
+	b.WriteString("Written by `make bench` (cmd/mdefnbench); rerun it to refresh. How each figure is\n")
+	b.WriteString("taken, and what bounds a missed target: [performance.md](performance.md).\n\n")
+	fmt.Fprintf(&b, "- machine: %s\n", r.machine)
+	fmt.Fprintf(&b, "- date: %s (took %s)\n", r.started.UTC().Format(time.RFC3339), r.finished.Sub(r.started).Round(time.Second))
+	fmt.Fprintf(&b, "- load average after the run: %s (other work on the machine makes the timings noisy)\n\n", r.loadAfter)
+	b.WriteString(table)
+	if goTest != "" {
+		b.WriteString("\n## Go benchmarks (`go test -bench . -benchmem`)\n\n```\n")
+		b.WriteString(strings.TrimSpace(filterGoTest(goTest)))
+		b.WriteString("\n```\n")
+	}
+	return b.String()
+}
+
+// filterGoTest keeps the benchmark lines and package headers of go test output.
+func filterGoTest(s string) string {
+	var b strings.Builder
+	for line := range strings.SplitSeq(s, "\n") {
+		if strings.HasPrefix(line, "Benchmark") || strings.HasPrefix(line, "pkg:") ||
+			strings.HasPrefix(line, "goos:") || strings.HasPrefix(line, "goarch:") || strings.HasPrefix(line, "cpu:") {
+			b.WriteString(line)
+			b.WriteByte('\n')
+		}
+	}
+	return b.String()
+}
+
+func describeMachine() string {
+	model := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "model name"); ok {
+				model = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	gov := runtime.Version()
+	if out, err := exec.Command("go", "env", "GOVERSION").Output(); err == nil {
+		gov = strings.TrimSpace(string(out))
+	}
+	return fmt.Sprintf("%d CPUs (%s), %s/%s, %s, load average %s", runtime.NumCPU(), model, runtime.GOOS, runtime.GOARCH, gov, loadAverage())
+}
+
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func sorted(d []time.Duration) []time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s
+}
+
+// pct is the nearest-rank percentile q (0..1) of sorted s.
+func pct(s []time.Duration, q float64) time.Duration {
+	if len(s) == 0 {
+		return 0
+	}
+	i := int(q*float64(len(s))+0.5) - 1
+	return s[min(max(i, 0), len(s)-1)]
+}
+
+func ms(d time.Duration) string {
+	return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond))
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
