@@ -136,13 +136,18 @@ func expected(u sim.Upstream, fc faultCase, fn string) []want {
 		}
 		return expectedDefender(fc, fn)
 	case sim.Entra:
+		// A token request is retried twice (0.25 s, then 1 s later) when
+		// Entra throttles, fails with a 5xx or gives no usable answer;
+		// refused credentials (4xx) are not retried.
 		switch fc.name {
 		case "slow-body":
 			return []want{upstreamTimeout}
-		case "refused":
-			return anyTokenGiveUp
+		case "429-short", "500-once":
+			return []want{ok}
+		case "400", "401", "403", "404":
+			return []want{tokenFailed}
 		}
-		return []want{tokenFailed}
+		return anyTokenGiveUp
 	}
 	// Key Vault and Secrets Manager: reads, retried by their SDKs.
 	switch fc.name {

@@ -64,6 +64,28 @@ type TokenSource struct {
 	refreshAt time.Time
 
 	requests, failures atomic.Int64
+	retryDelays        []time.Duration
+}
+
+// entraRetryDelays space the retries of a token request that failed in a
+// way that may pass: Entra throttling or a 5xx, or no usable answer at all.
+var entraRetryDelays = []time.Duration{250 * time.Millisecond, time.Second}
+
+// transient reports whether a token request failure may pass on its own.
+// Refused credentials (an Entra 4xx) and credential read failures do not.
+func transient(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var se *SecretError
+	if errors.As(err, &se) {
+		return false
+	}
+	var ee *EntraError
+	if errors.As(err, &ee) {
+		return ee.StatusCode == http.StatusTooManyRequests || ee.StatusCode >= 500
+	}
+	return true
 }
 
 var _ oauth2.TokenSource = (*TokenSource)(nil)
@@ -106,6 +128,7 @@ func NewTokenSource(cfg *Config, creds *CredentialStore, httpClient *http.Client
 	if cfg.Auth != AuthManagedIdentity && creds == nil {
 		return nil, fmt.Errorf("auth: %s mode needs a credential store", cfg.Auth)
 	}
+	ts.retryDelays = entraRetryDelays
 	e := &entra{cfg: cfg, creds: creds, http: httpClient, now: ts.now}
 	switch cfg.Auth {
 	case AuthClientSecret:
@@ -120,6 +143,7 @@ func NewTokenSource(cfg *Config, creds *CredentialStore, httpClient *http.Client
 			return nil, err
 		}
 		ts.fetch = mi.token
+		ts.retryDelays = nil // azidentity retries the identity endpoint itself
 	default:
 		return nil, fmt.Errorf("auth: unknown mode %q", cfg.Auth)
 	}
@@ -166,6 +190,18 @@ func (ts *TokenSource) TokenContext(ctx context.Context) (*oauth2.Token, error) 
 func (ts *TokenSource) refresh(ctx context.Context) (*oauth2.Token, error) {
 	ts.requests.Add(1)
 	tok, err := ts.fetch(ctx)
+	for _, d := range ts.retryDelays {
+		if err == nil || !transient(err) {
+			break
+		}
+		ts.log.Debug("auth: token request failed; retrying", "delay", d.String(), "error", err.Error())
+		select {
+		case <-ctx.Done():
+		case <-time.After(d):
+			ts.requests.Add(1)
+			tok, err = ts.fetch(ctx)
+		}
+	}
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	now := ts.now()
