@@ -224,18 +224,29 @@ func newID() string {
 // jsonRequest builds the POST /api/<function> request a non-HTTP delivery
 // becomes.
 func jsonRequest(ctx context.Context, function string, body []byte) *http.Request {
+	req := newRequest(http.MethodPost, &url.URL{Path: "/api/" + function},
+		http.Header{"Content-Type": {"application/json"}}, body, "localhost")
+	return req.WithContext(ctx)
+}
+
+// newRequest builds a server-side request as net/http would have read it.
+func newRequest(method string, target *url.URL, header http.Header, body []byte, host string) *http.Request {
 	req := &http.Request{
-		Method:        http.MethodPost,
-		URL:           &url.URL{Path: "/api/" + function},
+		Method:        method,
+		URL:           target,
 		Proto:         "HTTP/1.1",
 		ProtoMajor:    1,
 		ProtoMinor:    1,
-		Header:        http.Header{"Content-Type": {"application/json"}},
-		Body:          io.NopCloser(bytes.NewReader(body)),
+		Header:        header,
+		Body:          http.NoBody,
 		ContentLength: int64(len(body)),
-		Host:          "localhost",
+		Host:          host,
+		RequestURI:    target.RequestURI(),
 	}
-	return req.WithContext(ctx)
+	if len(body) > 0 {
+		req.Body = readCloser(body)
+	}
+	return req
 }
 
 func readCloser(b []byte) io.ReadCloser { return io.NopCloser(bytes.NewReader(b)) }

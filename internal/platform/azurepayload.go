@@ -313,22 +313,7 @@ func (r *azureHTTPRequest) request(function string) (*http.Request, error) {
 	if err != nil {
 		return nil, err
 	}
-	req := &http.Request{
-		Method:        method,
-		URL:           target,
-		Proto:         "HTTP/1.1",
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Header:        header,
-		Body:          http.NoBody,
-		ContentLength: int64(len(body)),
-		Host:          u.Host,
-		RequestURI:    target.RequestURI(),
-	}
-	if len(body) > 0 {
-		req.Body = readCloser(body)
-	}
-	return req, nil
+	return newRequest(method, target, header, body, u.Host), nil
 }
 
 // validMethod accepts an HTTP token of reasonable length.

@@ -227,23 +227,9 @@ func httpEventRequest(e *events.APIGatewayV2HTTPRequest, path string) (*http.Req
 	if host == "" {
 		host = e.RequestContext.DomainName
 	}
-	req := &http.Request{
-		Method:        method,
-		URL:           target,
-		Proto:         "HTTP/1.1",
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Header:        header,
-		Body:          http.NoBody,
-		ContentLength: int64(len(body)),
-		Host:          host,
-		RequestURI:    target.RequestURI(),
-	}
+	req := newRequest(method, target, header, body, host)
 	if ip := e.RequestContext.HTTP.SourceIP; ip != "" {
 		req.RemoteAddr = ip + ":0"
-	}
-	if len(body) > 0 {
-		req.Body = readCloser(body)
 	}
 	return req, nil
 }
