@@ -24,6 +24,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -43,6 +44,7 @@ type config struct {
 	serial      int    // warm invocations at concurrency 1
 	warm        int    // warm invocations at concurrency
 	concurrency int    // concurrent callers of the second warm phase
+	cpuProfile  string // CPU profile of the warm phase
 	rssRuns     int    // peak RSS runs
 	out         string // markdown report
 	goTest      string // output of the go test benchmarks to append
@@ -61,6 +63,7 @@ func main() {
 	flag.StringVar(&cfg.goTest, "gotest", "", "file holding `go test -bench` output to append to the report")
 	flag.IntVar(&cfg.alerts, "alerts", 12000, "alerts seeded in the simulator (at least 10,000)")
 	flag.StringVar(&cfg.bin, "bin", "", "run this `mdefn` executable (e.g. one with symbols, for perf) instead of the built one")
+	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the warm phase (functions and simulator) to this `file`")
 	flag.BoolVar(&verbose, "v", false, "print the function processes' logs and init trace (GODEBUG=inittrace=1); skews the figures")
 	flag.Parse()
 	if err := run(cfg); err != nil {
@@ -130,7 +133,19 @@ func run(cfg config) error {
 		}
 	}
 	logf("warm: %d invocations at 1 caller, %d at %d callers", cfg.serial, cfg.warm, cfg.concurrency)
-	if rep.warm, err = warmRun(s, cfg); err != nil {
+	if cfg.cpuProfile != "" {
+		f, err := os.Create(cfg.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
+	rep.warm, err = warmRun(s, cfg)
+	pprof.StopCPUProfile()
+	if err != nil {
 		return err
 	}
 	rep.finished = time.Now()

@@ -235,7 +235,7 @@ func (c *Client) StreamAlerts(ctx context.Context, o *ListAlertsOptions, fn func
 	if err != nil {
 		return 0, err
 	}
-	defer resp.Body.Close()
+	defer drainClose(resp.Body)
 	dec := json.NewDecoder(&limitedBody{r: resp.Body, n: c.maxBody})
 	fail := func(err error) (int, error) {
 		return n, fmt.Errorf("atp: %s: %w", cl.op, c.decodeError(resp, err))

@@ -144,9 +144,8 @@ func (c *Client) do(ctx context.Context, cl *call, out any) error {
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
+	defer drainClose(resp.Body)
 	if out == nil {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
 		return nil
 	}
 	dec := json.NewDecoder(&limitedBody{r: resp.Body, n: c.maxBody})
@@ -154,6 +153,15 @@ func (c *Client) do(ctx context.Context, cl *call, out any) error {
 		return fmt.Errorf("atp: %s: %w", cl.op, c.decodeError(resp, err))
 	}
 	return nil
+}
+
+// drainClose reads what is left of a body (the newline after a JSON answer,
+// at most maxErrorBody bytes) before closing it, so that the connection
+// goes back to the pool instead of being closed: without it every call
+// would pay a new TLS handshake.
+func drainClose(body io.ReadCloser) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(body, maxErrorBody))
+	body.Close()
 }
 
 func (c *Client) decodeError(resp *http.Response, err error) *DecodeError {
