@@ -56,6 +56,7 @@ build:
 	rm -rf $(DIST)/azure $(DIST)/lambda
 	mkdir -p $(DIST)/azure
 	cp host.json $(DIST)/azure/
+	cp internal/openapi/openapi.json $(DIST)/openapi.json
 	for f in functions/*/function.json; do d=$$(basename $$(dirname $$f)); mkdir -p $(DIST)/azure/$$d; cp $$f $(DIST)/azure/$$d/; done
 	for f in functions/*/*/function.json; do [ -e "$$f" ] || continue; d=$$(basename $$(dirname $$f)); mkdir -p $(DIST)/azure/$$d; cp $$f $(DIST)/azure/$$d/; done
 	CGO_ENABLED=0 GOOS=linux GOARCH=$(AZURE_GOARCH) $(GO) build -tags lambda.norpc -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/azure/mdefn ./cmd/mdefn
@@ -81,8 +82,9 @@ $(SAM_TARGETS):
 
 ## package: dist/azure.zip and dist/lambda/<name>.zip (exec bits preserved)
 package: build
-	cd dist/azure && rm -f ../azure.zip && zip -qr -X ../azure.zip .
-	for fn in $(FUNCTIONS); do (cd dist/lambda/$$fn && rm -f ../$$fn.zip && zip -q -X ../$$fn.zip bootstrap) || exit 1; done
+	@command -v zip >/dev/null || { echo "package: zip is not installed (apt-get install zip)" >&2; exit 1; }
+	cd $(DIST)/azure && rm -f ../azure.zip && zip -qr -X ../azure.zip .
+	for fn in $(FUNCTIONS); do (cd $(DIST)/lambda/$$fn && rm -f ../$$fn.zip && zip -q -X ../$$fn.zip bootstrap) || exit 1; done
 
 ## bench: the Go benchmarks of the hot paths (-benchmem; BENCHTIME, COUNT,
 ## BENCH selects them), then cmd/mdefnbench: cold start, warm overhead,
