@@ -154,6 +154,12 @@ func expected(u sim.Upstream, fc faultCase, fn string) []want {
 	case "429-short", "500-once":
 		return []want{ok}
 	case "slow-body":
+		if u == sim.SecretsManager {
+			// Seen once in CI under load: the AWS SDK gave up on the
+			// trickled body at once ("deserialization failed") instead of
+			// waiting for it. Either answer is prompt and in the contract.
+			return anySecretGiveUp
+		}
 		return []want{upstreamTimeout}
 	case "429-long":
 		// The SDKs give up on a Retry-After beyond the deadline; either
