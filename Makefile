@@ -38,8 +38,14 @@ vet:
 staticcheck:
 	$(GOBIN)/staticcheck ./...
 
+## unit: every package under the race detector. internal/faults holds the
+## timing-bound cases (deadlines, throttling on 2 cores): when it fails it
+## runs once more, and the second run decides; anything else fails at once.
 unit:
-	$(GO) test -race -count=1 -timeout 10m ./...
+	$(GO) test -race -count=1 -timeout 10m $$($(GO) list ./... | grep -v /internal/faults)
+	$(GO) test -race -count=1 -timeout 10m ./internal/faults/ || { \
+		echo "internal/faults failed (timing-bound cases on a loaded machine?): running it once more"; \
+		$(GO) test -race -count=1 -timeout 10m ./internal/faults/; }
 
 ## e2e: drive the built artifacts under the Lambda RIE and as an Azure custom
 ## handler. The artifacts are built for this machine (GOOS linux, the host's
