@@ -239,10 +239,8 @@ func doctorSecretSource(cfg *auth.Config, httpClient *http.Client) (auth.SecretS
 	if cfg.CredentialSource != auth.SourceKeyVault {
 		return auth.NewSecretSource(cfg, httpClient)
 	}
-	opts := &auth.KeyVaultOptions{DisableChallengeResourceVerification: cfg.KeyVaultDisableChallengeVerification, Retry: doctorRetry}
-	if cfg.Auth == auth.AuthManagedIdentity {
-		opts.ManagedIdentityClientID = cfg.ClientID
-	}
+	opts := auth.KeyVaultOptionsFor(cfg)
+	opts.Retry = doctorRetry
 	return auth.NewKeyVaultSource(cfg.KeyVaultURL, cfg.SecretName, httpClient, opts)
 }
 

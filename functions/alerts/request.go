@@ -2,7 +2,6 @@ package alerts
 
 import (
 	"net/url"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -84,8 +83,6 @@ func ParseQuery(q url.Values) (Request, error) {
 	return r, nil
 }
 
-var machineIDRe = regexp.MustCompile(`^[0-9a-fA-F]{40}$`)
-
 var severities = []atp.Severity{atp.SeverityInformational, atp.SeverityLow, atp.SeverityMedium, atp.SeverityHigh}
 var statuses = []atp.AlertStatus{atp.AlertStatusNew, atp.AlertStatusInProgress, atp.AlertStatusResolved}
 
@@ -123,7 +120,7 @@ func (r Request) Options(now time.Time) (*atp.ListAlertsOptions, error) {
 		}
 	}
 	if r.MachineID != "" {
-		if !machineIDRe.MatchString(r.MachineID) {
+		if !atp.ValidMachineID(r.MachineID) {
 			return nil, contract.Errorf(contract.InvalidRequest, "machineId: want the 40 hexadecimal characters of a Defender device ID")
 		}
 		o.MachineID = strings.ToLower(r.MachineID)

@@ -55,7 +55,6 @@ type checked struct {
 }
 
 var (
-	machineIDRe = regexp.MustCompile(`^[0-9a-fA-F]{40}$`)
 	// A host label or FQDN: letters, digits, hyphens and underscores, dot-separated.
 	deviceNameRe   = regexp.MustCompile(`^[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*\.?$`)
 	isolationTypes = []atp.IsolationType{atp.IsolationFull, atp.IsolationSelective, atp.IsolationUnManagedDevice}
@@ -69,7 +68,7 @@ func (r Request) check() (*checked, error) {
 	if r.MachineID != "" {
 		n++
 		c.by = ByMachineID
-		if !machineIDRe.MatchString(r.MachineID) {
+		if !atp.ValidMachineID(r.MachineID) {
 			return nil, contract.Errorf(contract.InvalidRequest, "machineId: want the 40 hexadecimal characters of a Defender device ID")
 		}
 		c.machineID = strings.ToLower(r.MachineID)

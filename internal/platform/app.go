@@ -3,7 +3,6 @@ package platform
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +11,8 @@ import (
 	"runtime/debug"
 	"strings"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/mdefn/mdefn/internal/invocation"
 )
@@ -211,15 +212,8 @@ func (r *recorder) result() result {
 	return res
 }
 
-// newID returns a random UUID (version 4) for invocations the platform does
-// not name.
-func newID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
-}
+// newID returns a random UUID for invocations the platform does not name.
+func newID() string { return uuid.NewString() }
 
 // jsonRequest builds the POST /api/<function> request a non-HTTP delivery
 // becomes.

@@ -27,6 +27,17 @@ func tooLarge(source SourceKind, name string) error {
 	return &SecretError{Source: string(source), Name: name, Code: "SecretTooLarge", Message: "the secret's value is larger than 64 KiB"}
 }
 
+// KeyVaultOptionsFor returns the Key Vault options cfg implies (challenge
+// verification, the user-assigned identity in managed-identity mode); callers
+// may adjust the copy, e.g. its Retry.
+func KeyVaultOptionsFor(cfg *Config) *KeyVaultOptions {
+	opts := &KeyVaultOptions{DisableChallengeResourceVerification: cfg.KeyVaultDisableChallengeVerification}
+	if cfg.Auth == AuthManagedIdentity {
+		opts.ManagedIdentityClientID = cfg.ClientID
+	}
+	return opts
+}
+
 // NewSecretSource returns the credential source cfg selects by precedence:
 // Key Vault (read with azidentity's default chain: managed identity, then
 // environment or Azure CLI), then AWS Secrets Manager (the standard AWS SDK
@@ -57,11 +68,7 @@ func NewWebhookSecretSource(cfg *Config, httpClient *http.Client) (SecretSource,
 func newSource(cfg *Config, kind SourceKind, vaultName, awsID, envValue, envName string, httpClient *http.Client) (SecretSource, error) {
 	switch kind {
 	case SourceKeyVault:
-		opts := &KeyVaultOptions{DisableChallengeResourceVerification: cfg.KeyVaultDisableChallengeVerification}
-		if cfg.Auth == AuthManagedIdentity {
-			opts.ManagedIdentityClientID = cfg.ClientID
-		}
-		return NewKeyVaultSource(cfg.KeyVaultURL, vaultName, httpClient, opts)
+		return NewKeyVaultSource(cfg.KeyVaultURL, vaultName, httpClient, KeyVaultOptionsFor(cfg))
 	case SourceAWSSecretsManager:
 		return NewAWSSecretSource(context.Background(), awsID, httpClient)
 	case SourceEnvironment:
