@@ -7,7 +7,6 @@ package tokencheck
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/mdefn/mdefn/functions/internal/decode"
 	"github.com/mdefn/mdefn/internal/contract"
-	"github.com/mdefn/mdefn/pkg/atp"
 	"github.com/mdefn/mdefn/pkg/auth"
 )
 
@@ -76,8 +74,7 @@ func (s *Service) Do(ctx context.Context, r Request) (*Result, error) {
 	if token == "" {
 		t, err := s.Tokens.TokenContext(ctx)
 		if err != nil {
-			// Mapped like the other functions' token failures (atp.ErrToken).
-			return nil, fmt.Errorf("tokencheck: %w: %w", atp.ErrToken, err)
+			return nil, err // matches auth.ErrToken: mapped as a token failure
 		}
 		token = t.AccessToken
 	}

@@ -139,13 +139,13 @@ func Build(cfg *auth.Config, o *Options) (*Components, error) {
 func requestor(ctx context.Context, ts *auth.TokenSource) (string, error) {
 	t, err := ts.TokenContext(ctx)
 	if err != nil {
-		return "", fmt.Errorf("app: requestor: %w: %w", atp.ErrToken, err)
+		return "", err
 	}
 	cl, err := auth.ParseUnverified(t.AccessToken)
 	if err != nil {
 		// Entra issued something that is not a readable token: a token
 		// failure (502 token_acquisition_failed), not an internal one.
-		return "", fmt.Errorf("app: requestor: %w: %w", atp.ErrToken, err)
+		return "", fmt.Errorf("app: requestor: %w: %w", auth.ErrToken, err)
 	}
 	if cl.TokenType() == auth.TokenDelegated && cl.UPN != "" {
 		return strings.ToLower(cl.UPN), nil

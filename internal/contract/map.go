@@ -74,7 +74,7 @@ func From(err error) *Error {
 			Message:  "Entra ID refused the token request; check MDE_TENANT_ID, MDE_CLIENT_ID, the credential and the app's consent",
 			Upstream: &Upstream{Status: ee.StatusCode, Code: ee.Code, Message: clip(firstLine(ee.Description)), CorrelationID: ee.CorrelationID}}
 	}
-	if errors.Is(err, atp.ErrToken) {
+	if errors.Is(err, atp.ErrToken) || errors.Is(err, auth.ErrToken) {
 		if deadline {
 			return &Error{Code: UpstreamTimeout, Message: "the invocation's deadline passed while acquiring the Defender token", Err: err}
 		}

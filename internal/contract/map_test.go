@@ -42,6 +42,7 @@ func TestFrom(t *testing.T) {
 		{"entra", fmt.Errorf("%w: %w", atp.ErrToken, &auth.EntraError{StatusCode: 401, Code: "invalid_client", Description: "AADSTS7000215: Invalid client secret provided.\r\nTrace ID: t", CorrelationID: "k"}),
 			TokenAcquisitionFailed, 502, &Upstream{Status: 401, Code: "invalid_client", Message: "AADSTS7000215: Invalid client secret provided.", CorrelationID: "k"}, 0},
 		{"token, network", fmt.Errorf("%w: %w", atp.ErrToken, &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}), TokenAcquisitionFailed, 502, nil, 0},
+		{"token source alone, network", fmt.Errorf("%w: %w", auth.ErrToken, &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}), TokenAcquisitionFailed, 502, nil, 0},
 		{"token, deadline", fmt.Errorf("%w: %w", atp.ErrToken, context.DeadlineExceeded), UpstreamTimeout, 504, nil, 0},
 		{"defender 400", &atp.ResponseError{StatusCode: 400, Code: "InvalidRequestBody", Message: "bad"}, InvalidRequest, 400, &Upstream{Status: 400, Code: "InvalidRequestBody", Message: "bad"}, 0},
 		{"defender 401", &atp.ResponseError{StatusCode: 401, Code: "Unauthorized"}, UpstreamError, 502, &Upstream{Status: 401, Code: "Unauthorized"}, 0},

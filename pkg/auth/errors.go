@@ -1,9 +1,22 @@
 package auth
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 )
+
+// ErrToken is matched (with errors.Is) by every error TokenSource.TokenContext
+// returns, whatever its cause (*EntraError, *SecretError, a network or
+// context error, all still reachable with errors.As / errors.Is), so that
+// callers can tell a token failure from their own.
+var ErrToken = errors.New("token")
+
+// tokenError marks err as a token failure without changing its text.
+type tokenError struct{ err error }
+
+func (e *tokenError) Error() string   { return e.err.Error() }
+func (e *tokenError) Unwrap() []error { return []error{ErrToken, e.err} }
 
 // ConfigError reports a missing, malformed or contradictory setting. Its text
 // is one line that names the setting, suitable for stderr before exiting.

@@ -158,9 +158,9 @@ func (ts *TokenSource) Token() (*oauth2.Token, error) {
 
 // TokenContext returns the cached token, or waits (at most until ctx is
 // done) for the single upstream request that replaces it. The result is a
-// copy the caller may keep. Errors: *EntraError when Entra answered,
-// *SecretError when the credential could not be read, a wrapped
-// context error when ctx ended first.
+// copy the caller may keep. Every error matches ErrToken; its cause is an
+// *EntraError when Entra answered, a *SecretError when the credential could
+// not be read, a context error when ctx ended first.
 func (ts *TokenSource) TokenContext(ctx context.Context) (*oauth2.Token, error) {
 	ts.mu.Lock()
 	if ts.tok != nil && ts.now().Before(ts.refreshAt) {
@@ -177,10 +177,10 @@ func (ts *TokenSource) TokenContext(ctx context.Context) (*oauth2.Token, error) 
 	})
 	select {
 	case <-ctx.Done():
-		return nil, fmt.Errorf("auth: waiting for a token: %w", ctx.Err())
+		return nil, &tokenError{fmt.Errorf("auth: waiting for a token: %w", ctx.Err())}
 	case r := <-ch:
 		if r.Err != nil {
-			return nil, r.Err
+			return nil, &tokenError{r.Err}
 		}
 		t := *r.Val.(*oauth2.Token)
 		return &t, nil
