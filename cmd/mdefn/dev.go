@@ -16,7 +16,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/mdefn/mdefn/internal/app"
+	"github.com/mdefn/mdefn/internal/wiring"
 	"github.com/mdefn/mdefn/pkg/auth"
 	"github.com/mdefn/mdefn/sim"
 	"github.com/mdefn/mdefn/sim/defender"
@@ -74,7 +74,7 @@ func dev(args []string) error {
 type devStack struct {
 	base string
 	sim  *sim.Sim
-	c    *app.Components
+	c    *wiring.Components
 	cfg  *auth.Config
 	srv  *http.Server
 	own  bool // the stack started the simulator and closes it
@@ -112,7 +112,7 @@ func startDev(addr string, logOut io.Writer, s *sim.Sim) (d *devStack, err error
 	if d.cfg, err = auth.LoadConfig(os.Getenv); err != nil {
 		return nil, fmt.Errorf("configuration: %w", err)
 	}
-	if d.c, err = app.Build(d.cfg, &app.Options{Logger: app.NewLogger(logOut, d.cfg.LogLevel)}); err != nil {
+	if d.c, err = wiring.Build(d.cfg, &wiring.Options{Logger: wiring.NewLogger(logOut, d.cfg.LogLevel)}); err != nil {
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", addr)

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mdefn/mdefn/internal/gateway"
+	"github.com/mdefn/mdefn/internal/httpguard"
 	"github.com/mdefn/mdefn/sim"
 	"github.com/mdefn/mdefn/sim/defender"
 )
@@ -176,11 +176,11 @@ func TestDevStackWebhookAndProtection(t *testing.T) {
 	if status, out, _ := do(t, d, "POST", "/api/isolate", body, nil); status != 401 || out["error"].(map[string]any)["code"] != "unauthorized" {
 		t.Errorf("unsigned isolate = %d %v, want 401 unauthorized", status, out)
 	}
-	sig := map[string]string{"X-Hub-Signature-256": gateway.Sign([]byte("hook-secret"), []byte(body))}
+	sig := map[string]string{"X-Hub-Signature-256": httpguard.Sign([]byte("hook-secret"), []byte(body))}
 	if status, out, _ := do(t, d, "POST", "/api/isolate", body, sig); status != 403 || out["error"].(map[string]any)["code"] != "protected_device" {
 		t.Errorf("signed isolate of a DC = %d %v, want 403 protected_device", status, out)
 	}
-	if status, _, _ := do(t, d, "GET", "/api/alerts?top=1", "", map[string]string{"X-Hub-Signature-256": gateway.Sign([]byte("hook-secret"), nil)}); status != 200 {
+	if status, _, _ := do(t, d, "GET", "/api/alerts?top=1", "", map[string]string{"X-Hub-Signature-256": httpguard.Sign([]byte("hook-secret"), nil)}); status != 200 {
 		t.Errorf("signed GET = %d, want 200", status)
 	}
 	if n := d.sim.Defender().Stats().Calls["POST /api/machines/{id}/isolate"]; n != 0 {

@@ -12,7 +12,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/mdefn/mdefn/internal/app"
+	"github.com/mdefn/mdefn/internal/wiring"
 	"github.com/mdefn/mdefn/pkg/atp"
 )
 
@@ -38,7 +38,7 @@ func main() {
 	}
 	switch cmd {
 	case "serve":
-		app.Main("")
+		wiring.Main("")
 	case "dev":
 		if err := dev(args); err != nil {
 			fmt.Fprintln(os.Stderr, "mdefn dev:", err)

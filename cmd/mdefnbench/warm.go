@@ -13,7 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/mdefn/mdefn/internal/app"
+	"github.com/mdefn/mdefn/internal/wiring"
 	"github.com/mdefn/mdefn/pkg/auth"
 	"github.com/mdefn/mdefn/sim"
 )
@@ -109,10 +109,10 @@ func (r *recorder) take() (fn, up []time.Duration) {
 }
 
 // warmRun builds the functions in this process exactly as a deployed
-// process does (configuration from the environment, app.Build), serves them
+// process does (configuration from the environment, wiring.Build), serves them
 // on loopback and drives them: a warm-up, cfg.serial invocations from one
 // caller, cfg.warm from cfg.concurrency callers. The Defender client's own
-// call budget is off (app.Options.NoCallBudget); everything else is the
+// call budget is off (wiring.Options.NoCallBudget); everything else is the
 // production path, including the JSON log line of every invocation (written
 // to io.Discard).
 func warmRun(s *sim.Sim, cfg config) (*warmResult, error) {
@@ -125,9 +125,9 @@ func warmRun(s *sim.Sim, cfg config) (*warmResult, error) {
 		return nil, err
 	}
 	tt := &timedTransport{base: http.DefaultTransport.(*http.Transport).Clone(), host: du.Host}
-	c, err := app.Build(conf, &app.Options{
+	c, err := wiring.Build(conf, &wiring.Options{
 		HTTPClient:   &http.Client{Transport: tt},
-		Logger:       app.NewLogger(io.Discard, conf.LogLevel),
+		Logger:       wiring.NewLogger(io.Discard, conf.LogLevel),
 		NoCallBudget: true,
 	})
 	if err != nil {

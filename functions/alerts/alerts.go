@@ -13,7 +13,8 @@ import (
 	"time"
 
 	"github.com/mdefn/mdefn/functions/internal/decode"
-	"github.com/mdefn/mdefn/internal/contract"
+	"github.com/mdefn/mdefn/internal/envelope"
+	"github.com/mdefn/mdefn/internal/errmap"
 	"github.com/mdefn/mdefn/pkg/atp"
 )
 
@@ -97,7 +98,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		}
 	default:
 		w.Header().Set("Allow", "GET, POST")
-		err = contract.Errorf(contract.MethodNotAllowed, "use GET or POST")
+		err = envelope.Errorf(envelope.MethodNotAllowed, "use GET or POST")
 	}
 	if err != nil {
 		s.fail(w, req, err)
@@ -116,7 +117,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	})
 	if err != nil {
 		if out.committed() {
-			contract.LogFailure(req.Context(), s.Logger, "alerts", contract.From(err))
+			errmap.LogFailure(req.Context(), s.Logger, "alerts", errmap.From(err))
 			panic(http.ErrAbortHandler)
 		}
 		s.fail(w, req, err)
@@ -133,6 +134,6 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 }
 
 func (s *Service) fail(w http.ResponseWriter, req *http.Request, err error) {
-	e := contract.Write(w, err)
-	contract.LogFailure(req.Context(), s.Logger, "alerts", e)
+	e := errmap.Write(w, err)
+	errmap.LogFailure(req.Context(), s.Logger, "alerts", e)
 }

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/mdefn/mdefn/functions/internal/decode"
-	"github.com/mdefn/mdefn/internal/contract"
+	"github.com/mdefn/mdefn/internal/envelope"
 	"github.com/mdefn/mdefn/pkg/atp"
 )
 
@@ -48,9 +48,9 @@ func checkAccepted(t *testing.T, input string, r Request, err error, now time.Ti
 		o, err = r.Options(now)
 	}
 	if err != nil {
-		var ce *contract.Error
-		if !errors.As(err, &ce) || ce.Code != contract.InvalidRequest {
-			t.Errorf("%s: error %v, want an invalid_request *contract.Error", input, err)
+		var ce *envelope.Error
+		if !errors.As(err, &ce) || ce.Code != envelope.InvalidRequest {
+			t.Errorf("%s: error %v, want an invalid_request *envelope.Error", input, err)
 		}
 		return
 	}

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/mdefn/mdefn/functions/internal/decode"
-	"github.com/mdefn/mdefn/internal/contract"
+	"github.com/mdefn/mdefn/internal/envelope"
 	"github.com/mdefn/mdefn/pkg/atp"
 )
 
@@ -60,7 +60,7 @@ func ParseQuery(q url.Values) (Request, error) {
 		case "top", "skip":
 			n, err := strconv.Atoi(strings.TrimSpace(last))
 			if err != nil {
-				return r, contract.Errorf(contract.InvalidRequest, "%s: %q is not a whole number", canon, last)
+				return r, envelope.Errorf(envelope.InvalidRequest, "%s: %q is not a whole number", canon, last)
 			}
 			if canon == "top" {
 				r.Top = decode.Int{Value: n, Set: true}
@@ -70,14 +70,14 @@ func ParseQuery(q url.Values) (Request, error) {
 		case "evidence":
 			b, err := decode.ParseBool(last)
 			if err != nil {
-				return r, contract.Errorf(contract.InvalidRequest, "evidence: %q: %v", last, err)
+				return r, envelope.Errorf(envelope.InvalidRequest, "evidence: %q: %v", last, err)
 			}
 			r.Evidence = decode.Bool{Value: b, Set: true}
 		default:
 			if name == "code" { // Azure Functions function key
 				continue
 			}
-			return r, contract.Errorf(contract.InvalidRequest, "unknown parameter %q; known: %s", name, strings.Join(QueryParameters, ", "))
+			return r, envelope.Errorf(envelope.InvalidRequest, "unknown parameter %q; known: %s", name, strings.Join(QueryParameters, ", "))
 		}
 	}
 	return r, nil
@@ -93,7 +93,7 @@ func (r Request) Options(now time.Time) (*atp.ListAlertsOptions, error) {
 	for _, s := range r.Severity {
 		i := slices.IndexFunc(severities, func(v atp.Severity) bool { return strings.EqualFold(string(v), s) })
 		if i < 0 {
-			return nil, contract.Errorf(contract.InvalidRequest, "severity: unknown value %q; use Informational, Low, Medium or High", s)
+			return nil, envelope.Errorf(envelope.InvalidRequest, "severity: unknown value %q; use Informational, Low, Medium or High", s)
 		}
 		if !slices.Contains(o.Severities, severities[i]) {
 			o.Severities = append(o.Severities, severities[i])
@@ -102,7 +102,7 @@ func (r Request) Options(now time.Time) (*atp.ListAlertsOptions, error) {
 	for _, s := range r.Status {
 		i := slices.IndexFunc(statuses, func(v atp.AlertStatus) bool { return strings.EqualFold(string(v), s) })
 		if i < 0 {
-			return nil, contract.Errorf(contract.InvalidRequest, "status: unknown value %q; use New, InProgress or Resolved", s)
+			return nil, envelope.Errorf(envelope.InvalidRequest, "status: unknown value %q; use New, InProgress or Resolved", s)
 		}
 		if !slices.Contains(o.Statuses, statuses[i]) {
 			o.Statuses = append(o.Statuses, statuses[i])
@@ -121,19 +121,19 @@ func (r Request) Options(now time.Time) (*atp.ListAlertsOptions, error) {
 	}
 	if r.MachineID != "" {
 		if !atp.ValidMachineID(r.MachineID) {
-			return nil, contract.Errorf(contract.InvalidRequest, "machineId: want the 40 hexadecimal characters of a Defender device ID")
+			return nil, envelope.Errorf(envelope.InvalidRequest, "machineId: want the 40 hexadecimal characters of a Defender device ID")
 		}
 		o.MachineID = strings.ToLower(r.MachineID)
 	}
 	if r.Top.Set {
 		if r.Top.Value < 1 || r.Top.Value > atp.MaxTop {
-			return nil, contract.Errorf(contract.InvalidRequest, "top: %d is out of range; use 1 to %d", r.Top.Value, atp.MaxTop)
+			return nil, envelope.Errorf(envelope.InvalidRequest, "top: %d is out of range; use 1 to %d", r.Top.Value, atp.MaxTop)
 		}
 		o.Top = r.Top.Value
 	}
 	if r.Skip.Set {
 		if r.Skip.Value < 0 {
-			return nil, contract.Errorf(contract.InvalidRequest, "skip: %d is negative", r.Skip.Value)
+			return nil, envelope.Errorf(envelope.InvalidRequest, "skip: %d is negative", r.Skip.Value)
 		}
 		o.Skip = r.Skip.Value
 	}

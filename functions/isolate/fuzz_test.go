@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/mdefn/mdefn/functions/internal/decode"
-	"github.com/mdefn/mdefn/internal/contract"
+	"github.com/mdefn/mdefn/internal/envelope"
 )
 
 var lowerHex40 = regexp.MustCompile(`^[0-9a-f]{40}$`)
@@ -73,8 +73,8 @@ func FuzzRequest(f *testing.F) {
 
 func requireInvalid(t *testing.T, body []byte, err error) {
 	t.Helper()
-	var ce *contract.Error
-	if !errors.As(err, &ce) || ce.Code != contract.InvalidRequest {
-		t.Errorf("decoding %q: error %v, want an invalid_request *contract.Error", body, err)
+	var ce *envelope.Error
+	if !errors.As(err, &ce) || ce.Code != envelope.InvalidRequest {
+		t.Errorf("decoding %q: error %v, want an invalid_request *envelope.Error", body, err)
 	}
 }

@@ -20,7 +20,8 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/mdefn/mdefn/functions/internal/decode"
-	"github.com/mdefn/mdefn/internal/contract"
+	"github.com/mdefn/mdefn/internal/envelope"
+	"github.com/mdefn/mdefn/internal/errmap"
 	"github.com/mdefn/mdefn/internal/invocation"
 	"github.com/mdefn/mdefn/pkg/atp"
 )
@@ -138,7 +139,7 @@ func (s *Service) do(ctx context.Context, c *checked) (*Result, error) {
 	}
 	if !c.release {
 		if tag, ok := s.protected(m); ok {
-			return nil, &contract.Error{Code: contract.ProtectedDevice,
+			return nil, &envelope.Error{Code: envelope.ProtectedDevice,
 				Message: fmt.Sprintf("device %s carries the protected tag %q (MDE_PROTECTED_TAGS) and is never isolated by this function", m.ID, tag)}
 		}
 	}
@@ -185,9 +186,9 @@ func (s *Service) do(ctx context.Context, c *checked) (*Result, error) {
 	// delivery's) success; of another type, this request has not been done.
 	p, lerr := s.pending(ctx, m.ID, "")
 	if lerr != nil {
-		var fe *contract.Error
-		if errors.As(lerr, &fe) && fe.Code == contract.Forbidden {
-			return nil, &contract.Error{Code: contract.Forbidden, Err: lerr, Upstream: fe.Upstream,
+		var fe *envelope.Error
+		if errors.As(lerr, &fe) && fe.Code == envelope.Forbidden {
+			return nil, &envelope.Error{Code: envelope.Forbidden, Err: lerr, Upstream: fe.Upstream,
 				Message: "Defender reports an action already in progress on this device, and reading it to confirm it is the same action needs Machine.Read.All; grant it to the app"}
 		}
 		return nil, lerr
@@ -199,8 +200,8 @@ func (s *Service) do(ctx context.Context, c *checked) (*Result, error) {
 	if p != nil {
 		other = "a " + string(p.Type) + " action (" + p.ID + ")"
 	}
-	fe := contract.From(err)
-	return nil, &contract.Error{Code: contract.UpstreamError, Err: err, Upstream: fe.Upstream,
+	fe := errmap.From(err)
+	return nil, &envelope.Error{Code: envelope.UpstreamError, Err: err, Upstream: fe.Upstream,
 		Message: fmt.Sprintf("%s is already in progress on device %s, so Defender refused this %s; retry when it has completed", other, m.ID, actionType)}
 }
 
@@ -221,12 +222,12 @@ func (s *Service) resolve(ctx context.Context, c *checked) (*atp.Machine, error)
 			return &atp.Machine{ID: c.machineID}, nil
 		}
 		if errors.As(err, &re) && re.StatusCode == http.StatusForbidden {
-			fe := contract.From(err)
-			return nil, &contract.Error{Code: contract.Forbidden, Err: err, Upstream: fe.Upstream,
+			fe := errmap.From(err)
+			return nil, &envelope.Error{Code: envelope.Forbidden, Err: err, Upstream: fe.Upstream,
 				Message: "MDE_PROTECTED_TAGS is set, so the device's tags must be read before isolating it: grant Machine.Read.All to the app"}
 		}
 		if atp.IsNotFound(err) {
-			return nil, &contract.Error{Code: contract.NotFound, Err: err, Upstream: contract.From(err).Upstream,
+			return nil, &envelope.Error{Code: envelope.NotFound, Err: err, Upstream: errmap.From(err).Upstream,
 				Message: fmt.Sprintf("Defender has no device with machineId %s", c.machineID)}
 		}
 		return nil, err
@@ -250,7 +251,7 @@ func (s *Service) resolve(ctx context.Context, c *checked) (*atp.Machine, error)
 	}
 	switch len(active) {
 	case 0:
-		return nil, contract.Errorf(contract.NotFound, "no active Defender device matches %s", what)
+		return nil, envelope.Errorf(envelope.NotFound, "no active Defender device matches %s", what)
 	case 1:
 		return &active[0], nil
 	}
@@ -258,7 +259,7 @@ func (s *Service) resolve(ctx context.Context, c *checked) (*atp.Machine, error)
 	for i, m := range active {
 		cands[i] = Candidate{ID: m.ID, ComputerDNSName: m.ComputerDNSName, LastSeen: m.LastSeen}
 	}
-	return nil, &contract.Error{Code: contract.AmbiguousDevice, Candidates: cands,
+	return nil, &envelope.Error{Code: envelope.AmbiguousDevice, Candidates: cands,
 		Message: fmt.Sprintf("%d active devices match %s; name one by machineId", len(active), what)}
 }
 
@@ -283,7 +284,7 @@ func (s *Service) pending(ctx context.Context, machineID string, t atp.ActionTyp
 	acts, err := s.Client.ListMachineActions(ctx, &atp.ListMachineActionsOptions{
 		MachineID: machineID, Types: types, Statuses: []atp.ActionStatus{"Pending", "InProgress"}, Top: 100})
 	if err != nil {
-		return nil, contract.From(err)
+		return nil, errmap.From(err)
 	}
 	var best *atp.MachineAction
 	for i := range acts {
@@ -303,7 +304,7 @@ func (s *Service) pending(ctx context.Context, machineID string, t atp.ActionTyp
 // machine-action records so that the cap holds across all instances.
 func (s *Service) checkBudget(ctx context.Context) error {
 	if s.Requestor == nil {
-		return contract.Errorf(contract.InternalError, "the isolation budget is configured but the requestor is unknown")
+		return envelope.Errorf(envelope.InternalError, "the isolation budget is configured but the requestor is unknown")
 	}
 	who, err := s.Requestor(ctx)
 	if err != nil {
@@ -329,9 +330,9 @@ func (s *Service) checkBudget(ctx context.Context) error {
 	// The request may go once enough of the oldest have left the window.
 	leave := times[len(times)-s.Config.MaxPerHour].Add(time.Hour)
 	wait := max(leave.Sub(now), time.Second)
-	return &contract.Error{Code: contract.IsolationBudgetExceeded, RetryAfter: wait,
+	return &envelope.Error{Code: envelope.IsolationBudgetExceeded, RetryAfter: wait,
 		Message: fmt.Sprintf("this app started %d isolations in the last 60 minutes, the cap set by MDE_MAX_ISOLATIONS_PER_HOUR (%d); retry after %d s or raise the cap",
-			len(times), s.Config.MaxPerHour, contract.RetryAfterSeconds(wait))}
+			len(times), s.Config.MaxPerHour, envelope.RetryAfterSeconds(wait))}
 }
 
 func machineOf(m *atp.Machine, a *atp.MachineAction) Machine {
@@ -367,9 +368,9 @@ func (s *Service) audit(ctx context.Context, c *checked, res *Result, err error)
 	outcome := "failed"
 	switch {
 	case err != nil:
-		e := contract.From(err)
+		e := errmap.From(err)
 		outcome = string(e.Code)
-		if e.Code == contract.ProtectedDevice {
+		if e.Code == envelope.ProtectedDevice {
 			outcome = "protected"
 		}
 	case res.DryRun:
@@ -395,7 +396,7 @@ func (s *Service) audit(ctx context.Context, c *checked, res *Result, err error)
 func (s *Service) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if req.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST")
-		contract.Write(w, contract.Errorf(contract.MethodNotAllowed, "use POST with a JSON body"))
+		errmap.Write(w, envelope.Errorf(envelope.MethodNotAllowed, "use POST with a JSON body"))
 		return
 	}
 	var body bytes.Buffer
@@ -403,7 +404,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	_, err := body.ReadFrom(req.Body)
 	if err == nil {
 		if len(bytes.TrimSpace(body.Bytes())) == 0 {
-			err = contract.Errorf(contract.InvalidRequest, "the request body must be a JSON object with machineId, deviceName or ipAddress, and comment")
+			err = envelope.Errorf(envelope.InvalidRequest, "the request body must be a JSON object with machineId, deviceName or ipAddress, and comment")
 		} else {
 			err = decode.JSON(body.Bytes(), &r)
 		}
@@ -413,9 +414,9 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		res, err = s.Do(req.Context(), r)
 	}
 	if err != nil {
-		e := contract.Write(w, err)
-		contract.LogFailure(req.Context(), s.Logger, "isolate", e)
+		e := errmap.Write(w, err)
+		errmap.LogFailure(req.Context(), s.Logger, "isolate", e)
 		return
 	}
-	_ = contract.WriteJSON(w, res.Status, res)
+	_ = envelope.WriteJSON(w, res.Status, res)
 }

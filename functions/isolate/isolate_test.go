@@ -15,7 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/oauth2"
 
-	"github.com/mdefn/mdefn/internal/contract"
+	"github.com/mdefn/mdefn/internal/envelope"
 	"github.com/mdefn/mdefn/pkg/atp"
 	"github.com/mdefn/mdefn/sim/defender"
 )
@@ -402,8 +402,8 @@ func TestMethod(t *testing.T) {
 	if w.Code != 405 || w.Header().Get("Allow") != "POST" {
 		t.Errorf("GET = %d Allow %q, want 405 Allow POST", w.Code, w.Header().Get("Allow"))
 	}
-	var env contract.Envelope
-	if err := json.Unmarshal(w.Body.Bytes(), &env); err != nil || env.Error.Code != contract.MethodNotAllowed {
+	var env envelope.Envelope
+	if err := json.Unmarshal(w.Body.Bytes(), &env); err != nil || env.Error.Code != envelope.MethodNotAllowed {
 		t.Errorf("GET body = %s, want the method_not_allowed envelope", w.Body)
 	}
 }

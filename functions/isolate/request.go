@@ -9,7 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mdefn/mdefn/functions/internal/decode"
-	"github.com/mdefn/mdefn/internal/contract"
+	"github.com/mdefn/mdefn/internal/envelope"
 	"github.com/mdefn/mdefn/pkg/atp"
 )
 
@@ -69,7 +69,7 @@ func (r Request) check() (*checked, error) {
 		n++
 		c.by = ByMachineID
 		if !atp.ValidMachineID(r.MachineID) {
-			return nil, contract.Errorf(contract.InvalidRequest, "machineId: want the 40 hexadecimal characters of a Defender device ID")
+			return nil, envelope.Errorf(envelope.InvalidRequest, "machineId: want the 40 hexadecimal characters of a Defender device ID")
 		}
 		c.machineID = strings.ToLower(r.MachineID)
 	}
@@ -78,7 +78,7 @@ func (r Request) check() (*checked, error) {
 		c.by = ByDeviceName
 		name := strings.TrimSpace(r.DeviceName)
 		if len(name) > 255 || !deviceNameRe.MatchString(name) {
-			return nil, contract.Errorf(contract.InvalidRequest, "deviceName: want a host name or FQDN (letters, digits, hyphens, dots)")
+			return nil, envelope.Errorf(envelope.InvalidRequest, "deviceName: want a host name or FQDN (letters, digits, hyphens, dots)")
 		}
 		c.deviceName = strings.ToLower(strings.TrimSuffix(name, "."))
 	}
@@ -87,16 +87,16 @@ func (r Request) check() (*checked, error) {
 		c.by = ByIPAddress
 		ip, err := netip.ParseAddr(strings.TrimSpace(r.IPAddress))
 		if err != nil || ip.Zone() != "" || ip.IsUnspecified() {
-			return nil, contract.Errorf(contract.InvalidRequest, "ipAddress: want an IPv4 or IPv6 address such as 10.1.2.3")
+			return nil, envelope.Errorf(envelope.InvalidRequest, "ipAddress: want an IPv4 or IPv6 address such as 10.1.2.3")
 		}
 		c.ip = ip.Unmap()
 	}
 	if n != 1 {
-		return nil, contract.Errorf(contract.InvalidRequest, "name the device with exactly one of machineId, deviceName or ipAddress (got %d)", n)
+		return nil, envelope.Errorf(envelope.InvalidRequest, "name the device with exactly one of machineId, deviceName or ipAddress (got %d)", n)
 	}
 	comment := strings.TrimSpace(r.Comment)
 	if comment == "" {
-		return nil, contract.Errorf(contract.InvalidRequest, "comment: required; say why (it is recorded in Defender's action history)")
+		return nil, envelope.Errorf(envelope.InvalidRequest, "comment: required; say why (it is recorded in Defender's action history)")
 	}
 	if err := text("comment", comment, MaxCommentLength); err != nil {
 		return nil, err
@@ -121,7 +121,7 @@ func (r Request) check() (*checked, error) {
 			}
 		}
 		if !found {
-			return nil, contract.Errorf(contract.InvalidRequest, "isolationType: unknown value %q; use Full, Selective or UnManagedDevice", r.IsolationType)
+			return nil, envelope.Errorf(envelope.InvalidRequest, "isolationType: unknown value %q; use Full, Selective or UnManagedDevice", r.IsolationType)
 		}
 	}
 	return c, nil
@@ -137,14 +137,14 @@ func (c *checked) key() string {
 // text rejects invalid UTF-8, control characters and over-long values.
 func text(field, s string, max int) error {
 	if !utf8.ValidString(s) {
-		return contract.Errorf(contract.InvalidRequest, "%s: not valid UTF-8", field)
+		return envelope.Errorf(envelope.InvalidRequest, "%s: not valid UTF-8", field)
 	}
 	if utf8.RuneCountInString(s) > max {
-		return contract.Errorf(contract.InvalidRequest, "%s: longer than %d characters", field, max)
+		return envelope.Errorf(envelope.InvalidRequest, "%s: longer than %d characters", field, max)
 	}
 	for _, r := range s {
 		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
-			return contract.Errorf(contract.InvalidRequest, "%s: control characters (such as line breaks) are not allowed", field)
+			return envelope.Errorf(envelope.InvalidRequest, "%s: control characters (such as line breaks) are not allowed", field)
 		}
 	}
 	return nil

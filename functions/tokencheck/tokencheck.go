@@ -14,7 +14,8 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/mdefn/mdefn/functions/internal/decode"
-	"github.com/mdefn/mdefn/internal/contract"
+	"github.com/mdefn/mdefn/internal/envelope"
+	"github.com/mdefn/mdefn/internal/errmap"
 	"github.com/mdefn/mdefn/pkg/auth"
 )
 
@@ -140,16 +141,16 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		}
 	default:
 		w.Header().Set("Allow", "GET, POST")
-		err = contract.Errorf(contract.MethodNotAllowed, "use GET, or POST with {\"token\": \"...\"}")
+		err = envelope.Errorf(envelope.MethodNotAllowed, "use GET, or POST with {\"token\": \"...\"}")
 	}
 	var res *Result
 	if err == nil {
 		res, err = s.Do(req.Context(), r)
 	}
 	if err != nil {
-		e := contract.Write(w, err)
-		contract.LogFailure(req.Context(), s.Logger, "tokencheck", e)
+		e := errmap.Write(w, err)
+		errmap.LogFailure(req.Context(), s.Logger, "tokencheck", e)
 		return
 	}
-	_ = contract.WriteJSON(w, http.StatusOK, res)
+	_ = envelope.WriteJSON(w, http.StatusOK, res)
 }

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mdefn/mdefn/internal/gateway"
+	"github.com/mdefn/mdefn/internal/httpguard"
 	"github.com/mdefn/mdefn/sim"
 	"github.com/mdefn/mdefn/sim/defender"
 )
@@ -54,7 +54,7 @@ func TestLeakCanary(t *testing.T) {
 				{"protected device", func() answer { return st.do(http.MethodPost, isolatePath, isolateBody(defender.DCMachineID)) }},
 				{"unsigned", func() answer {
 					req, _ := http.NewRequest(http.MethodPost, st.srv.URL+isolatePath, strings.NewReader(isolateBody(defender.UniqueMachineID)))
-					req.Header.Set("X-Hub-Signature-256", gateway.Sign([]byte("wrong"), []byte("x")))
+					req.Header.Set("X-Hub-Signature-256", httpguard.Sign([]byte("wrong"), []byte("x")))
 					return st.send(req)
 				}},
 				{"Defender 500", func() answer {
@@ -99,7 +99,7 @@ func TestWebhookHardening(t *testing.T) {
 	env := simEnv(s, map[string]string{"MDE_WEBHOOK_SECRET": canaryWebhook})
 	st := newStack(t, s, env)
 	body := isolateBody(defender.UniqueMachineID)
-	good := gateway.Sign([]byte(canaryWebhook), []byte(body))
+	good := httpguard.Sign([]byte(canaryWebhook), []byte(body))
 	big := `{"comment":"` + strings.Repeat("x", 1<<20) + `"}`
 	cases := []struct {
 		name, body, sig string
@@ -110,7 +110,7 @@ func TestWebhookHardening(t *testing.T) {
 		{"wrong prefix", body, "sha1=" + strings.TrimPrefix(good, "sha256="), 401},
 		{"no prefix", body, strings.TrimPrefix(good, "sha256="), 401},
 		{"altered body", strings.Replace(body, "fault matrix", "fault matrjx", 1), good, 401},
-		{"oversize", big, gateway.Sign([]byte(canaryWebhook), []byte(big)), 413},
+		{"oversize", big, httpguard.Sign([]byte(canaryWebhook), []byte(big)), 413},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

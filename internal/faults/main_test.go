@@ -19,8 +19,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mdefn/mdefn/internal/app"
-	"github.com/mdefn/mdefn/internal/gateway"
+	"github.com/mdefn/mdefn/internal/httpguard"
+	"github.com/mdefn/mdefn/internal/wiring"
 	"github.com/mdefn/mdefn/pkg/auth"
 	"github.com/mdefn/mdefn/sim"
 	"github.com/mdefn/mdefn/sim/defender"
@@ -152,11 +152,11 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// stack is the functions built by app.Build against a simulator, served over
+// stack is the functions built by wiring.Build against a simulator, served over
 // real HTTP.
 type stack struct {
 	sim  *sim.Sim
-	c    *app.Components
+	c    *wiring.Components
 	cfg  *auth.Config
 	srv  *httptest.Server
 	logs *syncBuffer
@@ -196,9 +196,9 @@ func newStack(t testing.TB, s *sim.Sim, env map[string]string) *stack {
 		t.Fatalf("LoadConfig: %v", err)
 	}
 	st := &stack{sim: s, cfg: cfg, logs: &syncBuffer{}, answers: &syncBuffer{}}
-	st.c, err = app.Build(cfg, &app.Options{HTTPClient: s.HTTPClient(), Logger: app.NewLogger(st.logs, cfg.LogLevel)})
+	st.c, err = wiring.Build(cfg, &wiring.Options{HTTPClient: s.HTTPClient(), Logger: wiring.NewLogger(st.logs, cfg.LogLevel)})
 	if err != nil {
-		t.Fatalf("app.Build: %v", err)
+		t.Fatalf("wiring.Build: %v", err)
 	}
 	st.srv = httptest.NewServer(st.c.App.HTTPHandler())
 	t.Cleanup(st.srv.Close)
@@ -261,7 +261,7 @@ func (st *stack) do(method, path, body string) answer {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if st.cfg.WebhookSecret != "" {
-		req.Header.Set("X-Hub-Signature-256", gateway.Sign([]byte(st.cfg.WebhookSecret), []byte(body)))
+		req.Header.Set("X-Hub-Signature-256", httpguard.Sign([]byte(st.cfg.WebhookSecret), []byte(body)))
 	}
 	return st.send(req)
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/mdefn/mdefn/functions/alerts"
 	"github.com/mdefn/mdefn/functions/isolate"
 	"github.com/mdefn/mdefn/functions/tokencheck"
-	"github.com/mdefn/mdefn/internal/contract"
+	"github.com/mdefn/mdefn/internal/envelope"
 	"github.com/mdefn/mdefn/internal/openapi"
 )
 
@@ -156,7 +156,7 @@ func TestErrorCodesMatch(t *testing.T) {
 	}
 	got := slices.Sorted(slices.Values(env.Properties.Error.Properties.Code.Enum))
 	var want []string
-	for _, c := range contract.Codes() {
+	for _, c := range envelope.Codes() {
 		want = append(want, string(c))
 	}
 	slices.Sort(want)

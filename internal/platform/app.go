@@ -6,14 +6,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/mdefn/mdefn/internal/envelope"
 	"github.com/mdefn/mdefn/internal/invocation"
 )
 
@@ -37,6 +40,11 @@ type App struct {
 
 	// Logger receives one line per invocation. Nil means slog.Default().
 	Logger *slog.Logger
+
+	// PermanentCodes are error codes whose failures are never redelivered,
+	// whatever their status (a capped isolation storm must not replay an
+	// hour later). Other failures are retryable when 5xx or 429.
+	PermanentCodes []envelope.Code
 }
 
 // LambdaSafetyMargin is cut from a Lambda invocation's deadline so that the
@@ -64,6 +72,20 @@ func (a *App) handler(name string) http.Handler {
 		return a.OpenAPI
 	}
 	return a.Functions[name]
+}
+
+// names lists the served functions, sorted.
+func (a *App) names() []string {
+	return slices.Sorted(maps.Keys(a.Functions))
+}
+
+// routeList names the served routes for an error message.
+func (a *App) routeList() string {
+	names := a.names()
+	for i, n := range names {
+		names[i] = "/api/" + n
+	}
+	return strings.Join(names, ", ")
 }
 
 // lookup maps a route segment to a function name, ignoring case.
@@ -101,14 +123,12 @@ type result struct {
 	status  int
 	header  http.Header
 	body    []byte
-	code    string // error.code of a non-2xx envelope
-	message string // error.message of a non-2xx envelope
+	code    envelope.Code // error.code of a non-2xx envelope
+	message string        // error.message of a non-2xx envelope
 }
 
-func (r result) outcome() Outcome { return Classify(r.status, r.code) }
-
 // errorResult is an answer the adapter makes itself.
-func errorResult(status int, code, message string) result {
+func errorResult(status int, code envelope.Code, message string) result {
 	h := make(http.Header)
 	h.Set("Content-Type", "application/json")
 	return result{status: status, header: h, body: envelopeJSON(code, message), code: code, message: message}
@@ -131,18 +151,18 @@ func (a *App) invoke(ctx context.Context, name string, info invocation.Info, req
 func (a *App) call(ctx context.Context, name string, req *http.Request) (res result) {
 	h := a.handler(name)
 	if h == nil {
-		return errorResult(http.StatusNotFound, codeNotFound, fmt.Sprintf("no function %q here", name))
+		return errorResult(http.StatusNotFound, envelope.NotFound, fmt.Sprintf("no function %q here", name))
 	}
 	rec := &recorder{header: make(http.Header)}
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {
-				res = errorResult(http.StatusInternalServerError, codeInternal, "the function aborted its answer")
+				res = errorResult(http.StatusInternalServerError, envelope.InternalError, "the function aborted its answer")
 				return
 			}
 			// The panic value may hold anything: log the stack only.
 			a.logger().ErrorContext(ctx, "platform: function panicked", "function", name, "stack", string(debug.Stack()))
-			res = errorResult(http.StatusInternalServerError, codeInternal, "the function failed unexpectedly; see the logs")
+			res = errorResult(http.StatusInternalServerError, envelope.InternalError, "the function failed unexpectedly; see the logs")
 		}
 	}()
 	h.ServeHTTP(rec, req.WithContext(ctx))
@@ -150,7 +170,7 @@ func (a *App) call(ctx context.Context, name string, req *http.Request) (res res
 }
 
 func (a *App) logResult(ctx context.Context, name string, info invocation.Info, res result, took time.Duration, extra logAttrs) {
-	o := res.outcome()
+	o := a.outcome(res)
 	level := slog.LevelInfo
 	switch {
 	case res.status >= 500:
@@ -167,7 +187,7 @@ func (a *App) logResult(ctx context.Context, name string, info invocation.Info, 
 		slog.Float64("durationMs", float64(took.Microseconds())/1000),
 	}
 	if res.code != "" {
-		attrs = append(attrs, slog.String("code", res.code))
+		attrs = append(attrs, slog.String("code", string(res.code)))
 	}
 	attrs = append(attrs, extra...)
 	a.logger().LogAttrs(ctx, level, "invocation", attrs...)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/mdefn/mdefn/internal/envelope"
 	"github.com/mdefn/mdefn/internal/invocation"
 )
 
@@ -44,7 +45,7 @@ func (a *App) AzureHandler() http.Handler {
 		switch {
 		case path == "/":
 			if r.Method != http.MethodGet && r.Method != http.MethodHead {
-				writeError(w, http.StatusMethodNotAllowed, codeMethodNotAllowed, "GET / only reports readiness")
+				writeError(w, http.StatusMethodNotAllowed, envelope.MethodNotAllowed, "GET / only reports readiness")
 				return
 			}
 			w.Header().Set("Content-Type", "application/json")
@@ -55,12 +56,12 @@ func (a *App) AzureHandler() http.Handler {
 			folder := strings.TrimPrefix(path, "/")
 			function, ok := a.folderFunction(folder)
 			if !ok {
-				writeError(w, http.StatusNotFound, codeNotFound, fmt.Sprintf("no function for the folder %s; name it alerts, isolate, tokencheck or <function>-<anything>", routeForMessage(folder)))
+				writeError(w, http.StatusNotFound, envelope.NotFound, fmt.Sprintf("no function for the folder %s; name it %s or <function>-<anything>", routeForMessage(folder), strings.Join(a.names(), ", ")))
 				return
 			}
 			if r.Method != http.MethodPost {
 				w.Header().Set("Allow", http.MethodPost)
-				writeError(w, http.StatusMethodNotAllowed, codeMethodNotAllowed, "the Functions host POSTs invocations")
+				writeError(w, http.StatusMethodNotAllowed, envelope.MethodNotAllowed, "the Functions host POSTs invocations")
 				return
 			}
 			a.serveAzure(w, r, function)
@@ -106,11 +107,11 @@ func (a *App) serveAzure(w http.ResponseWriter, r *http.Request, function string
 
 	payload, err := io.ReadAll(io.LimitReader(r.Body, maxPayload+1))
 	if err != nil {
-		a.answerAzureFailure(ctx, w, function, info, errorResult(http.StatusBadRequest, codeInvalidRequest, "the host payload could not be read"))
+		a.answerAzureFailure(ctx, w, function, info, errorResult(http.StatusBadRequest, envelope.InvalidRequest, "the host payload could not be read"))
 		return
 	}
 	if len(payload) > maxPayload {
-		a.answerAzureFailure(ctx, w, function, info, errorResult(http.StatusRequestEntityTooLarge, codePayloadTooLarge, fmt.Sprintf("the host payload is over %d bytes", maxPayload)))
+		a.answerAzureFailure(ctx, w, function, info, errorResult(http.StatusRequestEntityTooLarge, envelope.PayloadTooLarge, fmt.Sprintf("the host payload is over %d bytes", maxPayload)))
 		return
 	}
 	d, err := decodeAzure(payload)
@@ -127,23 +128,23 @@ func (a *App) serveAzure(w http.ResponseWriter, r *http.Request, function string
 			return
 		}
 		res := a.invoke(ctx, function, info, req.WithContext(ctx), nil)
-		writeAzure(w, http.StatusOK, httpOutputs(res), azureLogs(function, res), toHTTPResponse(res))
+		writeAzure(w, http.StatusOK, httpOutputs(res), a.azureLogs(function, res), toHTTPResponse(res))
 		return
 	}
 
 	res := a.invoke(ctx, function, info, jsonRequest(ctx, function, d.body), d.meta)
 	status := http.StatusOK
-	if res.outcome() == Retryable {
+	if a.outcome(res) == Retryable {
 		status = http.StatusInternalServerError
 	}
-	writeAzure(w, status, map[string]any{}, azureLogs(function, res), nil)
+	writeAzure(w, status, map[string]any{}, a.azureLogs(function, res), nil)
 }
 
 // answerAzureFailure answers a payload the adapter cannot use: a permanent
 // failure, logged, with its envelope in Outputs.res.
 func (a *App) answerAzureFailure(ctx context.Context, w http.ResponseWriter, function string, info invocation.Info, res result) {
 	a.logResult(ctx, function, info, res, 0, nil)
-	writeAzure(w, http.StatusOK, httpOutputs(res), azureLogs(function, res), toHTTPResponse(res))
+	writeAzure(w, http.StatusOK, httpOutputs(res), a.azureLogs(function, res), toHTTPResponse(res))
 }
 
 func httpOutputs(res result) map[string]any {
@@ -161,8 +162,8 @@ func toHTTPResponse(res result) azureHTTPResponse {
 // azureLogs is the human line shown in the invocation's logs on Azure:
 // status, outcome and, for a failure, the envelope's code and message (the
 // contract keeps secrets out of both).
-func azureLogs(function string, res result) []string {
-	line := fmt.Sprintf("mdefn %s: %d %s", function, res.status, res.outcome())
+func (a *App) azureLogs(function string, res result) []string {
+	line := fmt.Sprintf("mdefn %s: %d %s", function, res.status, a.outcome(res))
 	if res.code != "" {
 		line += fmt.Sprintf(" %s: %s", res.code, bounded(res.message, 300))
 	}

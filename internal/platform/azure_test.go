@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/mdefn/mdefn/internal/envelope"
 	"github.com/mdefn/mdefn/internal/invocation"
 )
 
@@ -266,7 +267,7 @@ func TestAzureFolders(t *testing.T) {
 				}
 			}
 			if tt.status != http.StatusOK {
-				var e envelope
+				var e envelope.Envelope
 				if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Error.Code == "" {
 					t.Errorf("body = %s, want an error envelope", rec.Body)
 				}
@@ -322,24 +323,24 @@ func TestAzureBadPayloads(t *testing.T) {
 	tests := []struct {
 		name    string
 		payload string
-		code    string
+		code    envelope.Code
 	}{
-		{"garbage", "\x00\xff not json", codeInvalidRequest},
-		{"empty", "", codeInvalidRequest},
-		{"null", "null", codeInvalidRequest},
-		{"array", "[1,2]", codeInvalidRequest},
-		{"no data", `{"Metadata":{}}`, codeInvalidRequest},
-		{"data not object", `{"Data":"x"}`, codeInvalidRequest},
-		{"two unknown bindings", `{"Data":{"a":"{}","b":"{}"}}`, codeInvalidRequest},
-		{"method wrong type", `{"Data":{"req":{"Method":5,"Url":"http://x/api/alerts"}}}`, codeInvalidRequest},
-		{"method invalid", `{"Data":{"req":{"Method":"GE T","Url":"http://x/api/alerts"}}}`, codeInvalidRequest},
-		{"url invalid", `{"Data":{"req":{"Method":"GET","Url":"http://[::1"}}}`, codeInvalidRequest},
-		{"headers wrong type", `{"Data":{"req":{"Method":"GET","Headers":[1]}}}`, codeInvalidRequest},
-		{"header value wrong type", `{"Data":{"req":{"Method":"GET","Headers":{"A":{"b":1}}}}}`, codeInvalidRequest},
-		{"query wrong type", `{"Data":{"req":{"Method":"GET","Url":"http://x/api/alerts","Query":7}}}`, codeInvalidRequest},
-		{"bad base64", `{"Data":{"req":{"Method":"POST","Url":"http://x/api/alerts","Body":"%%%","IsBase64Encoded":true}}}`, codeInvalidRequest},
-		{"cloudevent bad base64", `{"Data":{"e":{"specversion":"1.0","data_base64":"%%%"}}}`, codeInvalidRequest},
-		{"huge", string(huge), codePayloadTooLarge},
+		{"garbage", "\x00\xff not json", envelope.InvalidRequest},
+		{"empty", "", envelope.InvalidRequest},
+		{"null", "null", envelope.InvalidRequest},
+		{"array", "[1,2]", envelope.InvalidRequest},
+		{"no data", `{"Metadata":{}}`, envelope.InvalidRequest},
+		{"data not object", `{"Data":"x"}`, envelope.InvalidRequest},
+		{"two unknown bindings", `{"Data":{"a":"{}","b":"{}"}}`, envelope.InvalidRequest},
+		{"method wrong type", `{"Data":{"req":{"Method":5,"Url":"http://x/api/alerts"}}}`, envelope.InvalidRequest},
+		{"method invalid", `{"Data":{"req":{"Method":"GE T","Url":"http://x/api/alerts"}}}`, envelope.InvalidRequest},
+		{"url invalid", `{"Data":{"req":{"Method":"GET","Url":"http://[::1"}}}`, envelope.InvalidRequest},
+		{"headers wrong type", `{"Data":{"req":{"Method":"GET","Headers":[1]}}}`, envelope.InvalidRequest},
+		{"header value wrong type", `{"Data":{"req":{"Method":"GET","Headers":{"A":{"b":1}}}}}`, envelope.InvalidRequest},
+		{"query wrong type", `{"Data":{"req":{"Method":"GET","Url":"http://x/api/alerts","Query":7}}}`, envelope.InvalidRequest},
+		{"bad base64", `{"Data":{"req":{"Method":"POST","Url":"http://x/api/alerts","Body":"%%%","IsBase64Encoded":true}}}`, envelope.InvalidRequest},
+		{"cloudevent bad base64", `{"Data":{"e":{"specversion":"1.0","data_base64":"%%%"}}}`, envelope.InvalidRequest},
+		{"huge", string(huge), envelope.PayloadTooLarge},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/mdefn/mdefn/internal/envelope"
 	"github.com/mdefn/mdefn/internal/invocation"
 )
 
@@ -20,14 +21,14 @@ import (
 // the contract's error envelope.
 type payloadError struct {
 	status  int
-	code    string
+	code    envelope.Code
 	message string
 }
 
 func (e *payloadError) Error() string { return "platform: " + e.message }
 
 func invalidf(format string, args ...any) error {
-	return &payloadError{status: http.StatusBadRequest, code: codeInvalidRequest, message: fmt.Sprintf(format, args...)}
+	return &payloadError{status: http.StatusBadRequest, code: envelope.InvalidRequest, message: fmt.Sprintf(format, args...)}
 }
 
 // asResult turns an adapter error into the answer given in its place.
@@ -36,7 +37,7 @@ func asResult(err error) result {
 	if errors.As(err, &pe) {
 		return errorResult(pe.status, pe.code, pe.message)
 	}
-	return errorResult(http.StatusBadRequest, codeInvalidRequest, "the platform payload is not usable")
+	return errorResult(http.StatusBadRequest, envelope.InvalidRequest, "the platform payload is not usable")
 }
 
 // azureInvocation is the body the Functions host POSTs to /<function> in the

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mdefn/mdefn/internal/envelope"
 	"github.com/mdefn/mdefn/internal/invocation"
 )
 
@@ -131,6 +132,8 @@ func newFixture(t *testing.T) *testFixture {
 		OpenAPI:   fx.fns[openAPIName],
 		Timeout:   5 * time.Second,
 		Logger:    slog.New(slog.NewJSONHandler(fx.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		// As the wiring sets it: a capped storm is never redelivered.
+		PermanentCodes: []envelope.Code{envelope.IsolationBudgetExceeded},
 	}
 	return fx
 }

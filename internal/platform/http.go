@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mdefn/mdefn/internal/envelope"
 	"github.com/mdefn/mdefn/internal/invocation"
 )
 
@@ -30,7 +31,7 @@ func (a *App) httpHandler(dropKey bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name, ok := a.route(r.URL.Path)
 		if !ok {
-			writeError(w, http.StatusNotFound, codeNotFound, fmt.Sprintf("no route %s; the routes are /api/alerts, /api/isolate, /api/tokencheck and /api/openapi.json", routeForMessage(r.URL.Path)))
+			writeError(w, http.StatusNotFound, envelope.NotFound, fmt.Sprintf("no route %s; the routes are %s and /api/openapi.json", routeForMessage(r.URL.Path), a.routeList()))
 			return
 		}
 		if dropKey {
@@ -78,8 +79,8 @@ func (a *App) serveStream(w http.ResponseWriter, r *http.Request, name string) {
 				a.logger().ErrorContext(ctx, "platform: function panicked", "function", name, "stack", string(debug.Stack()))
 			}
 			if !sw.wrote {
-				writeError(w, http.StatusInternalServerError, codeInternal, "the function failed unexpectedly; see the logs")
-				res = errorResult(http.StatusInternalServerError, codeInternal, "")
+				writeError(w, http.StatusInternalServerError, envelope.InternalError, "the function failed unexpectedly; see the logs")
+				res = errorResult(http.StatusInternalServerError, envelope.InternalError, "")
 			} else {
 				defer panic(http.ErrAbortHandler) // the answer is half written: drop the connection
 			}
@@ -88,7 +89,7 @@ func (a *App) serveStream(w http.ResponseWriter, r *http.Request, name string) {
 	}()
 	h := a.handler(name)
 	if h == nil {
-		writeError(sw, http.StatusNotFound, codeNotFound, fmt.Sprintf("function %q is not served here", name))
+		writeError(sw, http.StatusNotFound, envelope.NotFound, fmt.Sprintf("function %q is not served here", name))
 		return
 	}
 	h.ServeHTTP(sw, r.WithContext(invocation.With(ctx, info)))
@@ -110,7 +111,7 @@ func azureInvocationID(h http.Header) string {
 }
 
 // writeError writes the contract's error envelope.
-func writeError(w http.ResponseWriter, status int, code, message string) {
+func writeError(w http.ResponseWriter, status int, code envelope.Code, message string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(envelopeJSON(code, message))

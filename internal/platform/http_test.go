@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mdefn/mdefn/internal/envelope"
 	"github.com/mdefn/mdefn/internal/invocation"
 )
 
@@ -46,8 +47,8 @@ func TestHTTPHandlerRoutes(t *testing.T) {
 				}
 			}
 			if tt.want == "" {
-				var e envelope
-				if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Error.Code != codeNotFound {
+				var e envelope.Envelope
+				if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Error.Code != envelope.NotFound {
 					t.Errorf("body = %s, want a not_found envelope", rec.Body)
 				}
 			}

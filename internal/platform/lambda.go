@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda/messages"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
+	"github.com/mdefn/mdefn/internal/envelope"
 	"github.com/mdefn/mdefn/internal/invocation"
 )
 
@@ -123,10 +124,10 @@ func (a *App) LambdaHandler(function string) func(ctx context.Context, event jso
 			if e.id != "" {
 				extra = logAttrs{slog.String("eventId", bounded(e.id, 128))}
 			}
-			return lambdaAnswer(a.invoke(ctx, function, info, jsonRequest(ctx, function, e.detail), extra))
+			return a.lambdaAnswer(a.invoke(ctx, function, info, jsonRequest(ctx, function, e.detail), extra))
 		default:
 			info := invocation.Info{ID: id, Trigger: invocation.Direct}
-			return lambdaAnswer(a.invoke(ctx, function, info, jsonRequest(ctx, function, e.direct), nil))
+			return a.lambdaAnswer(a.invoke(ctx, function, info, jsonRequest(ctx, function, e.direct), nil))
 		}
 	}
 }
@@ -141,8 +142,8 @@ func lambdaRequestID(ctx context.Context) string {
 
 // lambdaAnswer is a direct or EventBridge invocation's result: the function's
 // JSON on success, else a function error typed with the contract code.
-func lambdaAnswer(res result) (any, error) {
-	if res.outcome() != Success {
+func (a *App) lambdaAnswer(res result) (any, error) {
+	if a.outcome(res) != Success {
 		return nil, lambdaError(res)
 	}
 	body := bytes.TrimSpace(res.body)
@@ -161,12 +162,12 @@ func lambdaAnswer(res result) (any, error) {
 func lambdaError(res result) error {
 	code, message := res.code, res.message
 	if code == "" {
-		code = codeInternal
+		code = envelope.InternalError
 	}
 	if message == "" {
 		message = fmt.Sprintf("the function answered status %d", res.status)
 	}
-	return messages.InvokeResponse_Error{Type: code, Message: message}
+	return messages.InvokeResponse_Error{Type: string(code), Message: message}
 }
 
 // lambdaHTTP runs an HTTP event and returns its response.
@@ -265,12 +266,12 @@ func (a *App) lambdaSQS(ctx context.Context, function, id string, e *events.SQSE
 		}
 		var res result
 		if deadline, ok := ctx.Deadline(); ok && !time.Now().Before(deadline) {
-			res = errorResult(http.StatusGatewayTimeout, codeUpstreamTimeout, "the invocation's deadline passed before this record was run")
+			res = errorResult(http.StatusGatewayTimeout, envelope.UpstreamTimeout, "the invocation's deadline passed before this record was run")
 			a.logResult(ctx, function, info, res, 0, extra)
 		} else {
 			res = a.invoke(ctx, function, info, jsonRequest(ctx, function, peel([]byte(rec.Body))), extra)
 		}
-		if res.outcome() == Retryable {
+		if a.outcome(res) == Retryable {
 			out.BatchItemFailures = append(out.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: rec.MessageId})
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/mdefn/mdefn/internal/envelope"
 	"github.com/mdefn/mdefn/internal/invocation"
 )
 
@@ -225,7 +226,7 @@ func TestLambdaDirectErrors(t *testing.T) {
 		{"ambiguous", http.StatusConflict, `{"error":{"code":"ambiguous_device","message":"2 devices","candidates":[]}}`, "ambiguous_device", "2 devices"},
 		{"budget", http.StatusTooManyRequests, `{"error":{"code":"isolation_budget_exceeded","message":"cap"}}`, "isolation_budget_exceeded", "cap"},
 		{"upstream", http.StatusBadGateway, `{"error":{"code":"upstream_error","message":"Defender 500"}}`, "upstream_error", "Defender 500"},
-		{"no envelope", http.StatusInternalServerError, `boom`, codeInternal, "the function answered status 500"},
+		{"no envelope", http.StatusInternalServerError, `boom`, string(envelope.InternalError), "the function answered status 500"},
 	}
 	for _, file := range []string{"lambda_direct.json", "lambda_eventbridge.json"} {
 		for _, tt := range tests {
@@ -322,7 +323,7 @@ func TestLambdaBadEvents(t *testing.T) {
 				}
 			} else {
 				ive, ok := err.(messages.InvokeResponse_Error)
-				if !ok || ive.Type != codeInvalidRequest {
+				if !ok || ive.Type != string(envelope.InvalidRequest) {
 					t.Errorf("LambdaHandler(%s) error = %#v, want invalid_request", tt.payload, err)
 				}
 			}
@@ -337,7 +338,7 @@ func TestLambdaUnknownFunction(t *testing.T) {
 	fx := newFixture(t)
 	ctx, _ := lambdaContext(t, "x", 5*time.Second)
 	_, err := fx.app.LambdaHandler("nope")(ctx, readTestdata(t, "lambda_direct.json"))
-	if ive, ok := err.(messages.InvokeResponse_Error); !ok || ive.Type != codeNotFound {
+	if ive, ok := err.(messages.InvokeResponse_Error); !ok || ive.Type != string(envelope.NotFound) {
 		t.Errorf("LambdaHandler(nope) error = %#v, want not_found", err)
 	}
 }

@@ -3,6 +3,9 @@ package platform
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
+
+	"github.com/mdefn/mdefn/internal/envelope"
 )
 
 // Outcome classifies a function's answer for platforms that retry deliveries.
@@ -28,14 +31,14 @@ func (o Outcome) String() string {
 }
 
 // Classify decides the outcome of an answer from its status and its error
-// envelope's code (contract §2): 2xx is Success; 5xx and 429 are Retryable,
-// except code isolation_budget_exceeded, which must not replay; anything else
+// envelope's code: 2xx is Success; a code listed in permanent is Permanent
+// whatever its status; otherwise 5xx and 429 are Retryable and anything else
 // is Permanent.
-func Classify(status int, code string) Outcome {
+func Classify(status int, code envelope.Code, permanent []envelope.Code) Outcome {
 	switch {
 	case status >= 200 && status < 300:
 		return Success
-	case code == codeIsolationBudgetExceeded:
+	case code != "" && slices.Contains(permanent, code):
 		return Permanent
 	case status >= 500 && status < 600, status == http.StatusTooManyRequests:
 		return Retryable
@@ -44,31 +47,12 @@ func Classify(status int, code string) Outcome {
 	}
 }
 
-// Error codes the adapters produce themselves (contract §2), plus the one
-// Classify treats specially.
-const (
-	codeInvalidRequest          = "invalid_request"
-	codeNotFound                = "not_found"
-	codeMethodNotAllowed        = "method_not_allowed"
-	codePayloadTooLarge         = "payload_too_large"
-	codeUpstreamTimeout         = "upstream_timeout"
-	codeInternal                = "internal_error"
-	codeIsolationBudgetExceeded = "isolation_budget_exceeded"
-)
-
-// envelope is the contract's error body.
-type envelope struct {
-	Error envelopeError `json:"error"`
-}
-
-type envelopeError struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
+// outcome classifies res with the App's permanent codes.
+func (a *App) outcome(res result) Outcome { return Classify(res.status, res.code, a.PermanentCodes) }
 
 // envelopeJSON returns the error envelope for code and message.
-func envelopeJSON(code, message string) []byte {
-	b, err := json.Marshal(envelope{Error: envelopeError{Code: code, Message: message}})
+func envelopeJSON(code envelope.Code, message string) []byte {
+	b, err := json.Marshal(envelope.Errorf(code, "%s", message).Envelope())
 	if err != nil { // cannot happen: two strings
 		return []byte(`{"error":{"code":"internal_error","message":"cannot encode error"}}`)
 	}
@@ -77,8 +61,8 @@ func envelopeJSON(code, message string) []byte {
 
 // parseEnvelope reads error.code and error.message from a function's
 // non-2xx body; a body that is not an envelope gives empty strings.
-func parseEnvelope(body []byte) (code, message string) {
-	var e envelope
+func parseEnvelope(body []byte) (envelope.Code, string) {
+	var e envelope.Envelope
 	if json.Unmarshal(body, &e) != nil {
 		return "", ""
 	}

@@ -1,8 +1,13 @@
 package platform
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/mdefn/mdefn/internal/envelope"
+)
 
 func TestClassify(t *testing.T) {
+	permanent := []envelope.Code{envelope.IsolationBudgetExceeded}
 	tests := []struct {
 		status int
 		code   string
@@ -29,8 +34,14 @@ func TestClassify(t *testing.T) {
 		{0, "", Permanent},
 	}
 	for _, tt := range tests {
-		if got := Classify(tt.status, tt.code); got != tt.want {
+		if got := Classify(tt.status, envelope.Code(tt.code), permanent); got != tt.want {
 			t.Errorf("Classify(%d, %q) = %v, want %v", tt.status, tt.code, got, tt.want)
 		}
+	}
+}
+
+func TestClassifyWithoutPermanentCodes(t *testing.T) {
+	if got := Classify(429, envelope.IsolationBudgetExceeded, nil); got != Retryable {
+		t.Errorf("Classify(429, isolation_budget_exceeded, nil) = %v, want retryable: only the App's list makes a code permanent", got)
 	}
 }

@@ -2,6 +2,6 @@
 // alerts function. Build it with -tags lambda.norpc (make build).
 package main
 
-import "github.com/mdefn/mdefn/internal/app"
+import "github.com/mdefn/mdefn/internal/wiring"
 
-func main() { app.Main("alerts") }
+func main() { wiring.Main("alerts") }

@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mdefn/mdefn/internal/contract"
+	"github.com/mdefn/mdefn/internal/envelope"
 )
 
 // StringList is a JSON array of strings, or a single string (which may hold
@@ -139,7 +139,7 @@ func JSON(body []byte, v any) error {
 		return invalid(err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return contract.Errorf(contract.InvalidRequest, "the request body must hold exactly one JSON object")
+		return envelope.Errorf(envelope.InvalidRequest, "the request body must hold exactly one JSON object")
 	}
 	return nil
 }
@@ -150,25 +150,25 @@ func invalid(err error) error {
 	switch {
 	case errors.As(err, &ute):
 		if ute.Field != "" {
-			return contract.Errorf(contract.InvalidRequest, "field %q: want %s", ute.Field, ute.Type)
+			return envelope.Errorf(envelope.InvalidRequest, "field %q: want %s", ute.Field, ute.Type)
 		}
-		return contract.Errorf(contract.InvalidRequest, "the request body must be a JSON object")
+		return envelope.Errorf(envelope.InvalidRequest, "the request body must be a JSON object")
 	case errors.As(err, &se):
-		return contract.Errorf(contract.InvalidRequest, "the request body is not valid JSON (at byte %d)", se.Offset)
+		return envelope.Errorf(envelope.InvalidRequest, "the request body is not valid JSON (at byte %d)", se.Offset)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		return contract.Errorf(contract.InvalidRequest, "unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
+		return envelope.Errorf(envelope.InvalidRequest, "unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
 	case strings.HasPrefix(err.Error(), "json: cannot unmarshal"):
-		return contract.Errorf(contract.InvalidRequest, "the request body must be a JSON object")
+		return envelope.Errorf(envelope.InvalidRequest, "the request body must be a JSON object")
 	}
 	var fe *fieldError
 	if errors.As(err, &fe) {
-		return contract.Errorf(contract.InvalidRequest, "%s", fe.Error())
+		return envelope.Errorf(envelope.InvalidRequest, "%s", fe.Error())
 	}
 	msg := err.Error()
 	if i := strings.Index(msg, "Go struct field "); i >= 0 {
 		msg = msg[i+len("Go struct field "):]
 	}
-	return contract.Errorf(contract.InvalidRequest, "invalid request body: %s", strings.TrimPrefix(msg, "json: "))
+	return envelope.Errorf(envelope.InvalidRequest, "invalid request body: %s", strings.TrimPrefix(msg, "json: "))
 }
 
 type fieldError struct{ field, reason string }
@@ -187,7 +187,7 @@ func Since(field, s string, now time.Time) (time.Time, error) {
 	}
 	d, err := Duration(s)
 	if err != nil || d < 0 {
-		return time.Time{}, contract.Errorf(contract.InvalidRequest,
+		return time.Time{}, envelope.Errorf(envelope.InvalidRequest,
 			"%s: %q is neither an RFC 3339 time (2024-05-01T00:00:00Z) nor a duration like 90m, 36h or 7d", field, s)
 	}
 	return now.Add(-d).UTC(), nil

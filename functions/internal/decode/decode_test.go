@@ -7,7 +7,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/mdefn/mdefn/internal/contract"
+	"github.com/mdefn/mdefn/internal/envelope"
 )
 
 func TestSince(t *testing.T) {
@@ -36,8 +36,8 @@ func TestSince(t *testing.T) {
 		if (err == nil) != tt.ok || !got.Equal(tt.want) {
 			t.Errorf("Since(%q) = %v, %v; want %v, ok %v", tt.in, got, err, tt.want, tt.ok)
 		}
-		var ce *contract.Error
-		if err != nil && (!errors.As(err, &ce) || ce.Code != contract.InvalidRequest) {
+		var ce *envelope.Error
+		if err != nil && (!errors.As(err, &ce) || ce.Code != envelope.InvalidRequest) {
 			t.Errorf("Since(%q) error %v is not invalid_request", tt.in, err)
 		}
 	}
@@ -76,8 +76,8 @@ func TestJSON(t *testing.T) {
 			t.Errorf("JSON(%s) error = %v, want ok %v", tt.body, err, tt.ok)
 			continue
 		}
-		var ce *contract.Error
-		if err != nil && (!errors.As(err, &ce) || ce.Code != contract.InvalidRequest || ce.Message == "") {
+		var ce *envelope.Error
+		if err != nil && (!errors.As(err, &ce) || ce.Code != envelope.InvalidRequest || ce.Message == "") {
 			t.Errorf("JSON(%s) error %v is not a described invalid_request", tt.body, err)
 		}
 		if tt.ok {

@@ -1,7 +1,7 @@
-// Package app wires a loaded configuration into the functions: the secret
+// Package wiring wires a loaded configuration into the functions: the secret
 // source, the token source, the Defender client, the verifier and the HTTP
 // front. Entry points (cmd/mdefn, cmd/bootstrap/*) only call Build and Run.
-package app
+package wiring
 
 import (
 	"context"
@@ -14,7 +14,8 @@ import (
 	"github.com/mdefn/mdefn/functions/alerts"
 	"github.com/mdefn/mdefn/functions/isolate"
 	"github.com/mdefn/mdefn/functions/tokencheck"
-	"github.com/mdefn/mdefn/internal/gateway"
+	"github.com/mdefn/mdefn/internal/envelope"
+	"github.com/mdefn/mdefn/internal/httpguard"
 	"github.com/mdefn/mdefn/internal/openapi"
 	"github.com/mdefn/mdefn/internal/platform"
 	"github.com/mdefn/mdefn/pkg/atp"
@@ -101,7 +102,7 @@ func Build(cfg *auth.Config, o *Options) (*Components, error) {
 	}
 	c.TokenCheck = &tokencheck.Service{Tokens: c.Tokens, Verifier: c.Verifier, Logger: c.Logger}
 
-	var front gateway.Options
+	var front httpguard.Options
 	webhook, err := auth.NewWebhookSecretSource(cfg, o.HTTPClient)
 	if err != nil {
 		return nil, fmt.Errorf("webhook secret: %w", err)
@@ -116,20 +117,22 @@ func Build(cfg *auth.Config, o *Options) (*Components, error) {
 			return []byte(s), nil
 		}
 	}
-	with := func(methods []string) gateway.Options {
+	with := func(methods []string) httpguard.Options {
 		o := front
 		o.Methods = methods
 		return o
 	}
 	c.App = &platform.App{
 		Functions: map[string]http.Handler{
-			"alerts":     gateway.Wrap(c.Alerts, with(alerts.Methods)),
-			"isolate":    gateway.Wrap(c.Isolate, with(isolate.Methods)),
-			"tokencheck": gateway.Wrap(c.TokenCheck, with(tokencheck.Methods)),
+			"alerts":     httpguard.Wrap(c.Alerts, with(alerts.Methods)),
+			"isolate":    httpguard.Wrap(c.Isolate, with(isolate.Methods)),
+			"tokencheck": httpguard.Wrap(c.TokenCheck, with(tokencheck.Methods)),
 		},
 		OpenAPI: openapi.Handler(),
 		Timeout: cfg.Timeout,
 		Logger:  c.Logger,
+		// A capped isolation storm must not replay an hour later.
+		PermanentCodes: []envelope.Code{envelope.IsolationBudgetExceeded},
 	}
 	return c, nil
 }

@@ -1,7 +1,9 @@
-// Package contract holds the external contract's error envelope and the one
-// table that maps internal errors (Defender, Entra, vault, validation) to the
-// contract's codes and HTTP statuses.
-package contract
+// Package envelope is the error answer every function, adapter and document
+// shares: the snake_case codes, the HTTP status of each, and the JSON body
+// {"error": {"code", "message", "upstream", ...}} written for every non-2xx
+// answer. It depends on the standard library only; the mapping from Defender,
+// Entra and vault errors to these codes lives in internal/errmap.
+package envelope
 
 import (
 	"encoding/json"
@@ -14,7 +16,7 @@ import (
 // Code is a contract error code (snake_case).
 type Code string
 
-// The contract's codes (contract §2).
+// The error codes callers see, each with one HTTP status.
 const (
 	InvalidRequest          Code = "invalid_request"
 	Unauthorized            Code = "unauthorized"
@@ -131,10 +133,9 @@ func RetryAfterSeconds(d time.Duration) int {
 	return s
 }
 
-// Write writes err as the contract's error envelope. Errors that are not
-// *Error are mapped by From first.
-func Write(w http.ResponseWriter, err error) *Error {
-	e := From(err)
+// Write writes e as the error envelope, with Retry-After when e has a delay,
+// and returns e. Errors of other types are mapped first by errmap.Write.
+func Write(w http.ResponseWriter, e *Error) *Error {
 	h := w.Header()
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")

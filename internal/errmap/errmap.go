@@ -1,4 +1,6 @@
-package contract
+// Package errmap is the one table that maps internal errors (Defender, Entra,
+// the vaults, validation, deadlines) to the envelope's codes and statuses.
+package errmap
 
 import (
 	"context"
@@ -8,7 +10,9 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
+	"github.com/mdefn/mdefn/internal/envelope"
 	"github.com/mdefn/mdefn/pkg/atp"
 	"github.com/mdefn/mdefn/pkg/auth"
 )
@@ -32,11 +36,11 @@ import (
 //	context deadline / cancel       upstream_timeout 504
 //	network failures                upstream_error 502
 //	anything else                   internal_error 500 (cause logged, never written)
-func From(err error) *Error {
+func From(err error) *envelope.Error {
 	if err == nil {
 		return nil
 	}
-	var e *Error
+	var e *envelope.Error
 	if errors.As(err, &e) {
 		return e
 	}
@@ -44,12 +48,12 @@ func From(err error) *Error {
 
 	var arg *atp.ArgumentError
 	if errors.As(err, &arg) {
-		return &Error{Code: InvalidRequest, Message: fmt.Sprintf("%s: %s", arg.Name, arg.Reason), Err: err}
+		return &envelope.Error{Code: envelope.InvalidRequest, Message: fmt.Sprintf("%s: %s", arg.Name, arg.Reason), Err: err}
 	}
 	var rl *atp.RateLimitError
 	if errors.As(err, &rl) {
-		e := &Error{Code: Throttled, RetryAfter: rl.RetryAfter, Err: err,
-			Message: fmt.Sprintf("Defender's rate limit (100 calls a minute, 1,500 an hour per app) cannot be waited out within this invocation; retry after %d s", RetryAfterSeconds(rl.RetryAfter))}
+		e := &envelope.Error{Code: envelope.Throttled, RetryAfter: rl.RetryAfter, Err: err,
+			Message: fmt.Sprintf("Defender's rate limit (100 calls a minute, 1,500 an hour per app) cannot be waited out within this invocation; retry after %d s", envelope.RetryAfterSeconds(rl.RetryAfter))}
 		var re *atp.ResponseError
 		if errors.As(rl.Err, &re) {
 			e.Upstream = upstreamOf(re)
@@ -59,65 +63,65 @@ func From(err error) *Error {
 	var se *auth.SecretError
 	if errors.As(err, &se) {
 		if deadline {
-			return &Error{Code: UpstreamTimeout, Message: "the invocation's deadline passed while reading the credential from " + se.Source, Err: err}
+			return &envelope.Error{Code: envelope.UpstreamTimeout, Message: "the invocation's deadline passed while reading the credential from " + se.Source, Err: err}
 		}
-		e := &Error{Code: SecretUnavailable, Err: err,
+		e := &envelope.Error{Code: envelope.SecretUnavailable, Err: err,
 			Message: fmt.Sprintf("the credential %q could not be read from %s; check that the secret exists and that the function's identity may read it", se.Name, se.Source)}
 		if se.StatusCode != 0 || se.Code != "" {
-			e.Upstream = &Upstream{Status: se.StatusCode, Code: se.Code, Message: clip(se.Message)}
+			e.Upstream = &envelope.Upstream{Status: se.StatusCode, Code: se.Code, Message: clip(se.Message)}
 		}
 		return e
 	}
 	var ee *auth.EntraError
 	if errors.As(err, &ee) {
-		return &Error{Code: TokenAcquisitionFailed, Err: err,
+		return &envelope.Error{Code: envelope.TokenAcquisitionFailed, Err: err,
 			Message:  "Entra ID refused the token request; check MDE_TENANT_ID, MDE_CLIENT_ID, the credential and the app's consent",
-			Upstream: &Upstream{Status: ee.StatusCode, Code: ee.Code, Message: clip(firstLine(ee.Description)), CorrelationID: ee.CorrelationID}}
+			Upstream: &envelope.Upstream{Status: ee.StatusCode, Code: ee.Code, Message: clip(firstLine(ee.Description)), CorrelationID: ee.CorrelationID}}
 	}
 	if errors.Is(err, atp.ErrToken) || errors.Is(err, auth.ErrToken) {
 		if deadline {
-			return &Error{Code: UpstreamTimeout, Message: "the invocation's deadline passed while acquiring the Defender token", Err: err}
+			return &envelope.Error{Code: envelope.UpstreamTimeout, Message: "the invocation's deadline passed while acquiring the Defender token", Err: err}
 		}
-		return &Error{Code: TokenAcquisitionFailed, Message: "the Defender token could not be acquired: Entra ID did not answer usefully; check MDE_AUTHORITY_URL and the network", Err: err}
+		return &envelope.Error{Code: envelope.TokenAcquisitionFailed, Message: "the Defender token could not be acquired: Entra ID did not answer usefully; check MDE_AUTHORITY_URL and the network", Err: err}
 	}
 	var re *atp.ResponseError
 	if errors.As(err, &re) {
 		up := upstreamOf(re)
 		switch {
 		case re.StatusCode == http.StatusBadRequest:
-			return &Error{Code: InvalidRequest, Upstream: up, Err: err, Message: "Defender rejected the request: " + clip(re.Message)}
+			return &envelope.Error{Code: envelope.InvalidRequest, Upstream: up, Err: err, Message: "Defender rejected the request: " + clip(re.Message)}
 		case re.StatusCode == http.StatusUnauthorized:
-			return &Error{Code: UpstreamError, Upstream: up, Err: err,
+			return &envelope.Error{Code: envelope.UpstreamError, Upstream: up, Err: err,
 				Message: "Defender refused the function's token even after a fresh one was acquired; check MDE_TOKEN_AUDIENCE and MDE_API_URL (same cloud)"}
 		case re.StatusCode == http.StatusForbidden:
-			return &Error{Code: Forbidden, Upstream: up, Err: err,
+			return &envelope.Error{Code: envelope.Forbidden, Upstream: up, Err: err,
 				Message: "the token lacks a Defender permission: " + clip(re.Message) + "; add it to the app registration and grant admin consent"}
 		case re.StatusCode == http.StatusNotFound:
-			return &Error{Code: NotFound, Upstream: up, Err: err, Message: "Defender has no such resource: " + clip(re.Message)}
+			return &envelope.Error{Code: envelope.NotFound, Upstream: up, Err: err, Message: "Defender has no such resource: " + clip(re.Message)}
 		case re.StatusCode == http.StatusTooManyRequests:
-			return &Error{Code: Throttled, Upstream: up, Err: err, RetryAfter: max(re.RetryAfter, time.Second),
+			return &envelope.Error{Code: envelope.Throttled, Upstream: up, Err: err, RetryAfter: max(re.RetryAfter, time.Second),
 				Message: "Defender is throttling this app; retry after the Retry-After delay"}
 		}
-		return &Error{Code: UpstreamError, Upstream: up, Err: err,
+		return &envelope.Error{Code: envelope.UpstreamError, Upstream: up, Err: err,
 			Message: fmt.Sprintf("Defender answered %d; try again later", re.StatusCode)}
 	}
 	var de *atp.DecodeError
 	if errors.As(err, &de) && !deadline {
-		return &Error{Code: UpstreamError, Err: err, Message: "Defender's answer could not be read (malformed, truncated or too large)"}
+		return &envelope.Error{Code: envelope.UpstreamError, Err: err, Message: "Defender's answer could not be read (malformed, truncated or too large)"}
 	}
 	if deadline {
-		return &Error{Code: UpstreamTimeout, Message: "the invocation's deadline passed before the upstream answered; try again", Err: err}
+		return &envelope.Error{Code: envelope.UpstreamTimeout, Message: "the invocation's deadline passed before the upstream answered; try again", Err: err}
 	}
 	var ne net.Error
 	var oe *net.OpError
 	if errors.As(err, &ne) || errors.As(err, &oe) {
-		return &Error{Code: UpstreamError, Message: "Defender could not be reached; try again later", Err: err}
+		return &envelope.Error{Code: envelope.UpstreamError, Message: "Defender could not be reached; try again later", Err: err}
 	}
-	return &Error{Code: InternalError, Message: "internal error; see the function's logs for this invocation", Err: err}
+	return &envelope.Error{Code: envelope.InternalError, Message: "internal error; see the function's logs for this invocation", Err: err}
 }
 
-func upstreamOf(re *atp.ResponseError) *Upstream {
-	return &Upstream{Status: re.StatusCode, Code: re.Code, Message: clip(re.Message), CorrelationID: re.CorrelationID}
+func upstreamOf(re *atp.ResponseError) *envelope.Upstream {
+	return &envelope.Upstream{Status: re.StatusCode, Code: re.Code, Message: clip(re.Message), CorrelationID: re.CorrelationID}
 }
 
 func firstLine(s string) string {
@@ -127,11 +131,21 @@ func firstLine(s string) string {
 	return s
 }
 
-// clip bounds a message taken from an upstream answer.
+// clip bounds a message taken from an upstream answer to 500 bytes, cutting
+// at a character boundary so that the result stays valid UTF-8.
 func clip(s string) string {
 	const max = 500
-	if len(s) > max {
-		return s[:max] + "…"
+	if len(s) <= max {
+		return s
 	}
-	return s
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+// Write maps err with From and writes it as the error envelope.
+func Write(w http.ResponseWriter, err error) *envelope.Error {
+	return envelope.Write(w, From(err))
 }

@@ -1,16 +1,17 @@
-package contract
+package errmap
 
 import (
 	"context"
 	"log/slog"
 
+	"github.com/mdefn/mdefn/internal/envelope"
 	"github.com/mdefn/mdefn/internal/invocation"
 )
 
 // LogFailure writes one log line for a failed invocation: the contract code
 // and status, the upstream answer, and the internal cause's text (which the
 // error types of this module keep free of secrets). A nil logger discards.
-func LogFailure(ctx context.Context, logger *slog.Logger, function string, e *Error) {
+func LogFailure(ctx context.Context, logger *slog.Logger, function string, e *envelope.Error) {
 	if logger == nil || e == nil {
 		return
 	}

@@ -1,7 +1,7 @@
-// Package gateway is the HTTP front of every function: method check, the
+// Package httpguard is the HTTP front of every function: method check, the
 // 1 MiB body limit, the webhook signature (X-Hub-Signature-256) and the
 // invocation ID. It knows nothing about Defender.
-package gateway
+package httpguard
 
 import (
 	"bytes"
@@ -16,7 +16,8 @@ import (
 	"strings"
 
 	"github.com/google/uuid"
-	"github.com/mdefn/mdefn/internal/contract"
+	"github.com/mdefn/mdefn/internal/envelope"
+	"github.com/mdefn/mdefn/internal/errmap"
 	"github.com/mdefn/mdefn/internal/invocation"
 )
 
@@ -69,18 +70,18 @@ func Wrap(h http.Handler, o Options) http.Handler {
 		}
 		if !slices.Contains(methods, r.Method) {
 			w.Header().Set("Allow", allow)
-			contract.Write(w, contract.Errorf(contract.MethodNotAllowed, "method %s is not allowed here; use %s", r.Method, allow))
+			errmap.Write(w, envelope.Errorf(envelope.MethodNotAllowed, "method %s is not allowed here; use %s", r.Method, allow))
 			return
 		}
 		body, err := readBody(r, limit)
 		if err != nil {
-			contract.Write(w, err)
+			errmap.Write(w, err)
 			return
 		}
 		if o.WebhookSecret != nil && !info.Trigger.PlatformAuthenticated() {
 			key, err := o.WebhookSecret(r.Context())
 			if err != nil {
-				contract.Write(w, err)
+				errmap.Write(w, err)
 				return
 			}
 			sig := r.Header.Get(SignatureHeader)
@@ -88,7 +89,7 @@ func Wrap(h http.Handler, o Options) http.Handler {
 				sig = r.Header.Get(LegacySignatureHeader)
 			}
 			if !Verify(key, body, sig) {
-				contract.Write(w, contract.Errorf(contract.Unauthorized,
+				errmap.Write(w, envelope.Errorf(envelope.Unauthorized,
 					"missing or invalid %s header: send sha256=<hex HMAC-SHA256 of the raw body> keyed with the webhook secret", SignatureHeader))
 				return
 			}
@@ -100,7 +101,7 @@ func Wrap(h http.Handler, o Options) http.Handler {
 }
 
 func readBody(r *http.Request, limit int64) ([]byte, error) {
-	tooLarge := contract.Errorf(contract.PayloadTooLarge, "request body is larger than %d bytes", limit)
+	tooLarge := envelope.Errorf(envelope.PayloadTooLarge, "request body is larger than %d bytes", limit)
 	if r.ContentLength > limit {
 		return nil, tooLarge
 	}
@@ -114,7 +115,7 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 		if errors.As(err, &mbe) {
 			return nil, tooLarge
 		}
-		return nil, &contract.Error{Code: contract.InvalidRequest, Message: "could not read the request body", Err: err}
+		return nil, &envelope.Error{Code: envelope.InvalidRequest, Message: "could not read the request body", Err: err}
 	}
 	if int64(len(b)) > limit {
 		return nil, tooLarge

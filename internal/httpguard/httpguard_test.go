@@ -1,4 +1,4 @@
-package gateway
+package httpguard
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mdefn/mdefn/internal/contract"
+	"github.com/mdefn/mdefn/internal/envelope"
 	"github.com/mdefn/mdefn/internal/invocation"
 )
 
@@ -26,23 +26,23 @@ func TestWrap(t *testing.T) {
 		trigger    invocation.Trigger
 		secretErr  error
 		wantStatus int
-		wantCode   contract.Code
+		wantCode   envelope.Code
 		wantCalled bool
 	}{
 		{name: "signed POST", method: "POST", body: body, sig: good, wantStatus: 200, wantCalled: true},
 		{name: "signed GET empty body", method: "GET", sig: Sign(key, nil), wantStatus: 200, wantCalled: true},
-		{name: "missing signature", method: "POST", body: body, wantStatus: 401, wantCode: contract.Unauthorized},
-		{name: "wrong prefix", method: "POST", body: body, sig: strings.Replace(good, "sha256=", "sha1=", 1), wantStatus: 401, wantCode: contract.Unauthorized},
-		{name: "body altered after signing", method: "POST", body: body + " ", sig: good, wantStatus: 401, wantCode: contract.Unauthorized},
-		{name: "signature not hex", method: "POST", body: body, sig: "sha256=zz", wantStatus: 401, wantCode: contract.Unauthorized},
+		{name: "missing signature", method: "POST", body: body, wantStatus: 401, wantCode: envelope.Unauthorized},
+		{name: "wrong prefix", method: "POST", body: body, sig: strings.Replace(good, "sha256=", "sha1=", 1), wantStatus: 401, wantCode: envelope.Unauthorized},
+		{name: "body altered after signing", method: "POST", body: body + " ", sig: good, wantStatus: 401, wantCode: envelope.Unauthorized},
+		{name: "signature not hex", method: "POST", body: body, sig: "sha256=zz", wantStatus: 401, wantCode: envelope.Unauthorized},
 		{name: "upper-case hex accepted", method: "POST", body: body, sig: "sha256=" + strings.ToUpper(strings.TrimPrefix(good, "sha256=")), wantStatus: 200, wantCalled: true},
 		{name: "legacy header with sha256", method: "POST", body: body, legacy: good, wantStatus: 200, wantCalled: true},
-		{name: "legacy header with sha1", method: "POST", body: body, legacy: "sha1=0123456789abcdef0123456789abcdef01234567", wantStatus: 401, wantCode: contract.Unauthorized},
-		{name: "bad new header wins over good legacy", method: "POST", body: body, sig: "sha256=00", legacy: good, wantStatus: 401, wantCode: contract.Unauthorized},
+		{name: "legacy header with sha1", method: "POST", body: body, legacy: "sha1=0123456789abcdef0123456789abcdef01234567", wantStatus: 401, wantCode: envelope.Unauthorized},
+		{name: "bad new header wins over good legacy", method: "POST", body: body, sig: "sha256=00", legacy: good, wantStatus: 401, wantCode: envelope.Unauthorized},
 		{name: "queue delivery needs no signature", method: "POST", body: body, trigger: invocation.Queue, wantStatus: 200, wantCalled: true},
-		{name: "wrong method", method: "DELETE", body: body, sig: good, wantStatus: 405, wantCode: contract.MethodNotAllowed},
-		{name: "oversize body", method: "POST", body: strings.Repeat("a", MaxBody+1), sig: good, wantStatus: 413, wantCode: contract.PayloadTooLarge},
-		{name: "vault down", method: "POST", body: body, sig: good, secretErr: contract.Errorf(contract.SecretUnavailable, "vault down"), wantStatus: 502, wantCode: contract.SecretUnavailable},
+		{name: "wrong method", method: "DELETE", body: body, sig: good, wantStatus: 405, wantCode: envelope.MethodNotAllowed},
+		{name: "oversize body", method: "POST", body: strings.Repeat("a", MaxBody+1), sig: good, wantStatus: 413, wantCode: envelope.PayloadTooLarge},
+		{name: "vault down", method: "POST", body: body, sig: good, secretErr: envelope.Errorf(envelope.SecretUnavailable, "vault down"), wantStatus: 502, wantCode: envelope.SecretUnavailable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -84,7 +84,7 @@ func TestWrap(t *testing.T) {
 				t.Errorf("handler body = %q, want %q", gotBody, tt.body)
 			}
 			if tt.wantCode != "" {
-				var env contract.Envelope
+				var env envelope.Envelope
 				if err := json.Unmarshal(w.Body.Bytes(), &env); err != nil {
 					t.Fatalf("answer is not the envelope: %v", err)
 				}
