@@ -16,10 +16,17 @@ import (
 	"github.com/mdefn/mdefn/internal/envelope"
 	"github.com/mdefn/mdefn/internal/errmap"
 	"github.com/mdefn/mdefn/pkg/atp"
+	"github.com/mdefn/mdefn/pkg/auth"
 )
 
 // Methods are the HTTP methods the function answers.
 var Methods = []string{http.MethodGet, http.MethodPost}
+
+// Needs is what a token must hold to list alerts.
+var Needs = auth.Needs{
+	App:       []auth.AnyOf{{"Alert.Read.All", "Alert.ReadWrite.All"}},
+	Delegated: []auth.AnyOf{{"Alert.Read", "Alert.ReadWrite"}},
+}
 
 // Lister is the part of *atp.Client the function uses.
 type Lister interface {

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"testing"
 
+	"github.com/mdefn/mdefn/functions/internal/action"
 	"github.com/mdefn/mdefn/functions/internal/decode"
 	"github.com/mdefn/mdefn/internal/envelope"
 )
@@ -39,33 +40,33 @@ func FuzzRequest(f *testing.F) {
 			return
 		}
 		n := 0
-		switch c.by {
-		case ByMachineID:
+		switch c.Device.By {
+		case action.ByMachineID:
 			n++
-			if !lowerHex40.MatchString(c.machineID) {
-				t.Errorf("check(%q) accepted machineId %q", body, c.machineID)
+			if !lowerHex40.MatchString(c.Device.MachineID) {
+				t.Errorf("check(%q) accepted machineId %q", body, c.Device.MachineID)
 			}
-		case ByDeviceName:
+		case action.ByDeviceName:
 			n++
-			if c.deviceName == "" || len(c.deviceName) > 255 {
-				t.Errorf("check(%q) accepted deviceName %q", body, c.deviceName)
+			if c.Device.DeviceName == "" || len(c.Device.DeviceName) > 255 {
+				t.Errorf("check(%q) accepted deviceName %q", body, c.Device.DeviceName)
 			}
-		case ByIPAddress:
+		case action.ByIPAddress:
 			n++
-			if !c.ip.IsValid() || c.ip.Zone() != "" {
-				t.Errorf("check(%q) accepted ipAddress %v", body, c.ip)
+			if !c.Device.IP.IsValid() || c.Device.IP.Zone() != "" {
+				t.Errorf("check(%q) accepted ipAddress %v", body, c.Device.IP)
 			}
 		}
-		if n != 1 || c.comment == "" {
+		if n != 1 || c.Comment == "" {
 			t.Errorf("check(%q) = %+v, want one selector and a comment", body, c)
 		}
-		if !c.release {
+		if !c.Release {
 			known := false
 			for _, it := range isolationTypes {
-				known = known || c.isolationType == it
+				known = known || c.Body["IsolationType"] == string(it)
 			}
 			if !known {
-				t.Errorf("check(%q) accepted isolationType %q", body, c.isolationType)
+				t.Errorf("check(%q) accepted isolationType %q", body, c.Body["IsolationType"])
 			}
 		}
 	})

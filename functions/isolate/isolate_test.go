@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/oauth2"
 
+	"github.com/mdefn/mdefn/functions/internal/action"
 	"github.com/mdefn/mdefn/internal/envelope"
 	"github.com/mdefn/mdefn/pkg/atp"
 	"github.com/mdefn/mdefn/sim/defender"
@@ -44,7 +45,7 @@ func (f *fixture) advance(d time.Duration) {
 
 // newFixture serves the Defender fake over real HTTP and builds the
 // function on the real atp client. principal nil means all roles.
-func newFixture(t *testing.T, cfg Config, principal *defender.Principal) *fixture {
+func newFixture(t *testing.T, cfg action.Settings, principal *defender.Principal) *fixture {
 	t.Helper()
 	f := &fixture{logs: &bytes.Buffer{}, now: base}
 	opts := defender.Options{Now: f.clock, RateLimits: &defender.RateLimits{}}
@@ -60,12 +61,17 @@ func newFixture(t *testing.T, cfg Config, principal *defender.Principal) *fixtur
 	if err != nil {
 		t.Fatal(err)
 	}
+	logger := slog.New(slog.NewJSONHandler(&lockedWriter{w: f.logs}, nil))
 	f.svc = &Service{
-		Client:    c,
-		Config:    cfg,
-		Requestor: func(context.Context) (string, error) { return defender.DefaultAppID, nil },
-		Logger:    slog.New(slog.NewJSONHandler(&lockedWriter{w: f.logs}, nil)),
-		Now:       f.clock,
+		Client: c,
+		Runner: &action.Runner{
+			Client:    c,
+			Settings:  cfg,
+			Requestor: func(context.Context) (string, error) { return defender.DefaultAppID, nil },
+			Logger:    logger,
+			Now:       f.clock,
+		},
+		Logger: logger,
 	}
 	return f
 }
@@ -109,7 +115,7 @@ func errCode(out map[string]any) string {
 	return s
 }
 
-func action(out map[string]any) map[string]any {
+func actionOf(out map[string]any) map[string]any {
 	a, _ := out["action"].(map[string]any)
 	return a
 }
@@ -117,7 +123,7 @@ func action(out map[string]any) map[string]any {
 func TestIsolate(t *testing.T) {
 	tests := []struct {
 		name        string
-		cfg         Config
+		cfg         action.Settings
 		body        string
 		wantStatus  int
 		wantCode    string
@@ -144,15 +150,15 @@ func TestIsolate(t *testing.T) {
 			wantStatus: 201, wantMachine: defender.IsolatedMachineID, wantType: "Unisolate", wantComment: "cleared", wantPosts: 1},
 		{name: "ambiguous name", body: `{"deviceName":"` + defender.AmbiguousDNSName + `","comment":"x"}`,
 			wantStatus: 409, wantCode: "ambiguous_device"},
-		{name: "protected device", cfg: Config{ProtectedTags: []string{"dc"}}, body: `{"deviceName":"` + defender.DCDNSName + `","comment":"x"}`,
+		{name: "protected device", cfg: action.Settings{ProtectedTags: []string{"dc"}}, body: `{"deviceName":"` + defender.DCDNSName + `","comment":"x"}`,
 			wantStatus: 403, wantCode: "protected_device"},
-		{name: "protected device by id", cfg: Config{ProtectedTags: []string{"other", defender.ProtectedTag}}, body: `{"machineId":"` + defender.PayrollMachineID + `","comment":"x"}`,
+		{name: "protected device by id", cfg: action.Settings{ProtectedTags: []string{"other", defender.ProtectedTag}}, body: `{"machineId":"` + defender.PayrollMachineID + `","comment":"x"}`,
 			wantStatus: 403, wantCode: "protected_device"},
-		{name: "protected device released", cfg: Config{ProtectedTags: []string{defender.ProtectedTag}}, body: `{"machineId":"` + defender.DCMachineID + `","comment":"x","release":true}`,
+		{name: "protected device released", cfg: action.Settings{ProtectedTags: []string{defender.ProtectedTag}}, body: `{"machineId":"` + defender.DCMachineID + `","comment":"x","release":true}`,
 			wantStatus: 201, wantMachine: defender.DCMachineID, wantType: "Unisolate", wantPosts: 1},
 		{name: "dry run by request", body: `{"machineId":"` + defender.KnownIPMachineID + `","comment":"x","dryRun":true}`,
 			wantStatus: 200, wantMachine: defender.KnownIPMachineID},
-		{name: "dry run by config", cfg: Config{DryRun: true}, body: `{"deviceName":"` + defender.UniqueFQDN + `","comment":"x"}`,
+		{name: "dry run by config", cfg: action.Settings{DryRun: true}, body: `{"deviceName":"` + defender.UniqueFQDN + `","comment":"x"}`,
 			wantStatus: 200, wantMachine: defender.UniqueMachineID},
 		{name: "unknown machine", body: `{"machineId":"` + strings.Repeat("0", 40) + `","comment":"x"}`, wantStatus: 404, wantCode: "not_found"},
 		{name: "unknown name", body: `{"deviceName":"nosuchhost","comment":"x"}`, wantStatus: 404, wantCode: "not_found"},
@@ -164,7 +170,7 @@ func TestIsolate(t *testing.T) {
 		{name: "no comment", body: `{"machineId":"` + defender.KnownIPMachineID + `"}`, wantStatus: 400, wantCode: "invalid_request"},
 		{name: "blank comment", body: `{"machineId":"` + defender.KnownIPMachineID + `","comment":"   "}`, wantStatus: 400, wantCode: "invalid_request"},
 		{name: "comment with a line break", body: `{"machineId":"` + defender.KnownIPMachineID + `","comment":"a\nb"}`, wantStatus: 400, wantCode: "invalid_request"},
-		{name: "comment too long", body: `{"machineId":"` + defender.KnownIPMachineID + `","comment":"` + strings.Repeat("é", MaxCommentLength+1) + `"}`, wantStatus: 400, wantCode: "invalid_request"},
+		{name: "comment too long", body: `{"machineId":"` + defender.KnownIPMachineID + `","comment":"` + strings.Repeat("é", action.MaxCommentLength+1) + `"}`, wantStatus: 400, wantCode: "invalid_request"},
 		{name: "ticket with control character", body: `{"machineId":"` + defender.KnownIPMachineID + `","comment":"x","ticket":"INC\u0007"}`, wantStatus: 400, wantCode: "invalid_request"},
 		{name: "bad isolation type", body: `{"machineId":"` + defender.KnownIPMachineID + `","comment":"x","isolationType":"Partial"}`, wantStatus: 400, wantCode: "invalid_request"},
 		{name: "bad device name", body: `{"deviceName":"ws'01","comment":"x"}`, wantStatus: 400, wantCode: "invalid_request"},
@@ -206,7 +212,7 @@ func TestIsolate(t *testing.T) {
 				}
 				return
 			}
-			a := action(out)
+			a := actionOf(out)
 			if a["type"] != tt.wantType || a["machineId"] != tt.wantMachine || a["status"] != "Pending" {
 				t.Errorf("action = %v, want a Pending %s on %s", a, tt.wantType, tt.wantMachine)
 			}
@@ -218,7 +224,7 @@ func TestIsolate(t *testing.T) {
 }
 
 func TestAmbiguousCandidates(t *testing.T) {
-	f := newFixture(t, Config{}, nil)
+	f := newFixture(t, action.Settings{}, nil)
 	_, out, _ := f.post(t, `{"deviceName":"`+defender.AmbiguousDNSName+`","comment":"x"}`)
 	e := out["error"].(map[string]any)
 	var ids []string
@@ -236,7 +242,7 @@ func TestAmbiguousCandidates(t *testing.T) {
 
 func TestRepeatedDeliveryIsAlreadyPending(t *testing.T) {
 	for _, budget := range []int{0, 1} {
-		f := newFixture(t, Config{MaxPerHour: budget}, nil)
+		f := newFixture(t, action.Settings{MaxIsolationsPerHour: budget}, nil)
 		body := `{"machineId":"` + defender.KnownIPMachineID + `","comment":"x","ticket":"INC1"}`
 		status, first, _ := f.post(t, body)
 		if status != 201 {
@@ -246,8 +252,8 @@ func TestRepeatedDeliveryIsAlreadyPending(t *testing.T) {
 		if status != 200 || again["alreadyPending"] != true {
 			t.Fatalf("budget %d: second delivery = %d %v, want 200 alreadyPending", budget, status, again)
 		}
-		if action(again)["id"] != action(first)["id"] {
-			t.Errorf("second delivery names action %v, want %v", action(again)["id"], action(first)["id"])
+		if actionOf(again)["id"] != actionOf(first)["id"] {
+			t.Errorf("second delivery names action %v, want %v", actionOf(again)["id"], actionOf(first)["id"])
 		}
 		if got := len(f.def.Actions()); got != 1 {
 			t.Errorf("Defender has %d actions, want 1", got)
@@ -267,7 +273,7 @@ func TestRepeatedDeliveryIsAlreadyPending(t *testing.T) {
 }
 
 func TestConcurrentDeliveries(t *testing.T) {
-	f := newFixture(t, Config{}, nil)
+	f := newFixture(t, action.Settings{}, nil)
 	body := `{"machineId":"` + defender.UniqueMachineID + `","comment":"storm","ticket":"INC9"}`
 	const n = 100
 	var wg sync.WaitGroup
@@ -282,7 +288,7 @@ func TestConcurrentDeliveries(t *testing.T) {
 			statuses[i] = w.Code
 			var out map[string]any
 			_ = json.Unmarshal(w.Body.Bytes(), &out)
-			if a := action(out); a != nil {
+			if a := actionOf(out); a != nil {
 				ids[i], _ = a["id"].(string)
 			}
 		}()
@@ -308,7 +314,7 @@ func TestConcurrentDeliveries(t *testing.T) {
 }
 
 func TestBudget(t *testing.T) {
-	f := newFixture(t, Config{MaxPerHour: 3}, nil)
+	f := newFixture(t, action.Settings{MaxIsolationsPerHour: 3}, nil)
 	machines := []string{defender.KnownIPMachineID, defender.UniqueMachineID, defender.MergedNewMachineID, defender.AmbiguousMachineID1, defender.AmbiguousMachineID2}
 	for i, id := range machines[:3] {
 		if status, out, _ := f.post(t, `{"machineId":"`+id+`","comment":"x"}`); status != 201 {
@@ -339,7 +345,7 @@ func TestBudget(t *testing.T) {
 
 func TestForbidden(t *testing.T) {
 	readOnly := &defender.Principal{TenantID: defender.SeedTenantID, AppID: defender.DefaultAppID, Roles: []string{"Machine.Read.All", "Alert.Read.All"}}
-	f := newFixture(t, Config{}, readOnly)
+	f := newFixture(t, action.Settings{}, readOnly)
 	status, out, _ := f.post(t, `{"machineId":"`+defender.KnownIPMachineID+`","comment":"x"}`)
 	if status != 403 || errCode(out) != "forbidden" {
 		t.Fatalf("isolate without Machine.Isolate = %d %v, want 403 forbidden", status, out)
@@ -350,7 +356,7 @@ func TestForbidden(t *testing.T) {
 
 	// Machine.Isolate alone isolates by machineId.
 	isolateOnly := &defender.Principal{TenantID: defender.SeedTenantID, AppID: defender.DefaultAppID, Roles: []string{"Machine.Isolate"}}
-	f = newFixture(t, Config{}, isolateOnly)
+	f = newFixture(t, action.Settings{}, isolateOnly)
 	if status, out, _ := f.post(t, `{"machineId":"`+defender.KnownIPMachineID+`","comment":"x"}`); status != 201 {
 		t.Errorf("isolate by id with Machine.Isolate only = %d %v, want 201", status, out)
 	}
@@ -358,7 +364,7 @@ func TestForbidden(t *testing.T) {
 	if status, out, _ := f.post(t, `{"deviceName":"`+defender.UniqueFQDN+`","comment":"x"}`); status != 403 {
 		t.Errorf("isolate by name with Machine.Isolate only = %d %v, want 403", status, out)
 	}
-	f = newFixture(t, Config{ProtectedTags: []string{"protected"}}, isolateOnly)
+	f = newFixture(t, action.Settings{ProtectedTags: []string{"protected"}}, isolateOnly)
 	if status, out, _ := f.post(t, `{"machineId":"`+defender.PayrollMachineID+`","comment":"x"}`); status != 403 || errCode(out) != "forbidden" {
 		t.Errorf("protected tags without Machine.Read.All = %d %v, want 403 forbidden (fail closed)", status, out)
 	}
@@ -368,7 +374,7 @@ func TestForbidden(t *testing.T) {
 }
 
 func TestAuditLine(t *testing.T) {
-	f := newFixture(t, Config{}, nil)
+	f := newFixture(t, action.Settings{}, nil)
 	status, out, _ := f.post(t, `{"machineId":"`+defender.KnownIPMachineID+`","comment":"x","ticket":"INC42"}`)
 	if status != 201 {
 		t.Fatalf("isolate = %d %v", status, out)
@@ -384,7 +390,7 @@ func TestAuditLine(t *testing.T) {
 		t.Fatalf("no audit line in %s", f.logs)
 	}
 	want := map[string]any{"function": "isolate", "ticket": "INC42", "machineId": defender.KnownIPMachineID,
-		"actionId": action(out)["id"], "outcome": "created", "action": "isolate"}
+		"actionId": actionOf(out)["id"], "outcome": "created", "action": "isolate"}
 	for k, v := range want {
 		if line[k] != v {
 			t.Errorf("audit %s = %v, want %v", k, line[k], v)
@@ -396,7 +402,7 @@ func TestAuditLine(t *testing.T) {
 }
 
 func TestMethod(t *testing.T) {
-	f := newFixture(t, Config{}, nil)
+	f := newFixture(t, action.Settings{}, nil)
 	w := httptest.NewRecorder()
 	f.svc.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/api/isolate", nil))
 	if w.Code != 405 || w.Header().Get("Allow") != "POST" {

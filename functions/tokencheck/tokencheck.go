@@ -35,11 +35,21 @@ type TokenSource interface {
 	TokenContext(ctx context.Context) (*oauth2.Token, error)
 }
 
+// Check is one entry of the answer's "functions": what a token must hold
+// to use a function (or one way of calling it, such as isolateByName).
+type Check struct {
+	Name  string
+	Needs auth.Needs
+}
+
 // Service answers tokencheck requests. It is safe for concurrent use.
 type Service struct {
 	Tokens   TokenSource
 	Verifier Verifier
-	Logger   *slog.Logger // nil discards
+	// Checks are the entries reported under "functions", one per served
+	// function (from the function registry).
+	Checks []Check
+	Logger *slog.Logger // nil discards
 }
 
 // Request is a tokencheck request: an empty Token means the functions' own.
@@ -80,16 +90,16 @@ func (s *Service) Do(ctx context.Context, r Request) (*Result, error) {
 		token = t.AccessToken
 	}
 	if len(token) > MaxTokenLength {
-		return report(nil, []string{"malformed"}), nil
+		return report(nil, []string{"malformed"}, s.Checks), nil
 	}
 	claims, problems, err := s.Verifier.Verify(ctx, token)
 	if err != nil {
 		return nil, err
 	}
-	return report(claims, problems), nil
+	return report(claims, problems, s.Checks), nil
 }
 
-func report(c *auth.Claims, problems []string) *Result {
+func report(c *auth.Claims, problems []string, checks []Check) *Result {
 	res := &Result{Valid: len(problems) == 0, Problems: problems, Roles: []string{}, Scopes: []string{}}
 	if res.Problems == nil {
 		res.Problems = []string{}
@@ -117,13 +127,10 @@ func report(c *auth.Claims, problems []string) *Result {
 			res.Scopes = c.Scopes
 		}
 	}
-	res.Functions = map[string]Access{}
-	for name, a := range auth.Permissions(c) {
-		m := a.Missing
-		if m == nil {
-			m = []string{}
-		}
-		res.Functions[name] = Access{Allowed: a.Allowed, Missing: m}
+	res.Functions = make(map[string]Access, len(checks))
+	for _, ch := range checks {
+		a := c.Check(ch.Needs)
+		res.Functions[ch.Name] = Access{Allowed: a.Allowed, Missing: a.Missing}
 	}
 	return res
 }

@@ -14,6 +14,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/oauth2"
 
+	"github.com/mdefn/mdefn/functions/alerts"
+	"github.com/mdefn/mdefn/functions/isolate"
 	"github.com/mdefn/mdefn/pkg/auth"
 	"github.com/mdefn/mdefn/sim"
 )
@@ -31,6 +33,14 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// testChecks are the entries the registry gives tokencheck today.
+var testChecks = []Check{
+	{Name: "alerts", Needs: alerts.Needs},
+	{Name: "isolate", Needs: isolate.Needs},
+	{Name: "isolateByName", Needs: isolate.NeedsByName},
+	{Name: "tokencheck"},
+}
+
 type tokenFunc func(context.Context) (*oauth2.Token, error)
 
 func (f tokenFunc) TokenContext(ctx context.Context) (*oauth2.Token, error) { return f(ctx) }
@@ -39,6 +49,7 @@ func newService(tokens TokenSource) *Service {
 	return &Service{
 		Tokens:   tokens,
 		Verifier: auth.NewVerifier(testSim.AuthorityURL(), testSim.TenantID(), testSim.Audience(), testSim.HTTPClient(), nil),
+		Checks:   testChecks,
 	}
 }
 

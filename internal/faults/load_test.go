@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mdefn/mdefn/internal/wiring"
 	"github.com/mdefn/mdefn/pkg/atp"
 	"github.com/mdefn/mdefn/sim"
 	"github.com/mdefn/mdefn/sim/defender"
@@ -32,16 +33,16 @@ func burst(n int, f func(i int) answer) []answer {
 	return out
 }
 
-// setDefender replaces the functions' Defender client by one without the
-// client-side call budget, for tests about something else than throttling.
+// setDefender rebuilds the stack's functions with these Defender client
+// options (the client-side call budget, its clock), before any request.
 func (st *stack) setDefender(t testing.TB, o *atp.Options) {
 	t.Helper()
-	o.HTTPClient = st.sim.HTTPClient()
-	cl, err := atp.NewClient(st.cfg.APIURL, st.c.Tokens, o)
+	c, err := wiring.Build(st.cfg, &wiring.Options{HTTPClient: st.sim.HTTPClient(), Logger: wiring.NewLogger(st.logs, st.cfg.LogLevel), Defender: o})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("wiring.Build: %v", err)
 	}
-	st.c.Alerts.Client, st.c.Isolate.Client = cl, cl
+	st.c = c
+	st.srv.Config.Handler = c.App.HTTPHandler()
 }
 
 // TestColdProcessThousandAlerts: 1,000 concurrent alerts calls on a cold

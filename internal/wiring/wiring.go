@@ -11,10 +11,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/mdefn/mdefn/functions/alerts"
-	"github.com/mdefn/mdefn/functions/isolate"
-	"github.com/mdefn/mdefn/functions/tokencheck"
-	"github.com/mdefn/mdefn/internal/envelope"
+	"github.com/mdefn/mdefn/functions"
 	"github.com/mdefn/mdefn/internal/httpguard"
 	"github.com/mdefn/mdefn/internal/openapi"
 	"github.com/mdefn/mdefn/internal/platform"
@@ -35,21 +32,24 @@ type Options struct {
 	// negative). For benchmarks against the simulator only (cmd/mdefnbench):
 	// production keeps Defender's documented limits.
 	NoCallBudget bool
+	// Defender, when set, are the Defender client's options (call budget,
+	// clock, sleep) for tests; HTTPClient and Logger still come from above.
+	Defender *atp.Options
 }
 
 // Components are the built pieces, exposed for tests and the doctor.
 type Components struct {
-	Config     *auth.Config
-	Logger     *slog.Logger
-	Secrets    auth.SecretSource
-	Creds      *auth.CredentialStore
-	Tokens     *auth.TokenSource
-	Defender   *atp.Client
-	Verifier   *auth.Verifier
-	Alerts     *alerts.Service
-	Isolate    *isolate.Service
-	TokenCheck *tokencheck.Service
-	App        *platform.App
+	Config   *auth.Config
+	Logger   *slog.Logger
+	Secrets  auth.SecretSource
+	Creds    *auth.CredentialStore
+	Tokens   *auth.TokenSource
+	Defender *atp.Client
+	Verifier *auth.Verifier
+	// Functions are the registered functions' handlers by name, before
+	// the HTTP guard (method, body limit, webhook signature).
+	Functions map[string]http.Handler
+	App       *platform.App
 }
 
 // NewLogger returns the JSON logger of the contract (stdout, MDE_LOG_LEVEL).
@@ -83,7 +83,11 @@ func Build(cfg *auth.Config, o *Options) (*Components, error) {
 	if c.Tokens, err = auth.NewTokenSource(cfg, c.Creds, o.HTTPClient, &auth.TokenOptions{Logger: c.Logger}); err != nil {
 		return nil, fmt.Errorf("token source: %w", err)
 	}
-	atpOpts := &atp.Options{HTTPClient: o.HTTPClient, Logger: c.Logger}
+	atpOpts := &atp.Options{}
+	if o.Defender != nil {
+		*atpOpts = *o.Defender
+	}
+	atpOpts.HTTPClient, atpOpts.Logger = o.HTTPClient, c.Logger
 	if o.NoCallBudget {
 		atpOpts.CallsPerMinute, atpOpts.CallsPerHour = -1, -1
 	}
@@ -91,16 +95,18 @@ func Build(cfg *auth.Config, o *Options) (*Components, error) {
 		return nil, fmt.Errorf("defender client: %w", err)
 	}
 	c.Verifier = auth.NewVerifier(cfg.AuthorityURL, cfg.TenantID, cfg.TokenAudience, o.HTTPClient, &auth.VerifierOptions{Logger: c.Logger})
-	c.Alerts = &alerts.Service{Client: c.Defender, Logger: c.Logger}
-	c.Isolate = &isolate.Service{
-		Client: c.Defender,
-		Config: isolate.Config{ProtectedTags: cfg.ProtectedTags, DryRun: cfg.DryRun, MaxPerHour: cfg.MaxIsolationsPerHour},
+	c.Functions = functions.Build(functions.Deps{
+		Defender:             c.Defender,
+		Tokens:               c.Tokens,
+		Verifier:             c.Verifier,
+		Logger:               c.Logger,
+		ProtectedTags:        cfg.ProtectedTags,
+		DryRun:               cfg.DryRun,
+		MaxIsolationsPerHour: cfg.MaxIsolationsPerHour,
 		Requestor: func(ctx context.Context) (string, error) {
 			return requestor(ctx, c.Tokens)
 		},
-		Logger: c.Logger,
-	}
-	c.TokenCheck = &tokencheck.Service{Tokens: c.Tokens, Verifier: c.Verifier, Logger: c.Logger}
+	})
 
 	var front httpguard.Options
 	webhook, err := auth.NewWebhookSecretSource(cfg, o.HTTPClient)
@@ -122,17 +128,16 @@ func Build(cfg *auth.Config, o *Options) (*Components, error) {
 		o.Methods = methods
 		return o
 	}
+	handlers := make(map[string]http.Handler, len(functions.All))
+	for _, spec := range functions.All {
+		handlers[spec.Name] = httpguard.Wrap(c.Functions[spec.Name], with(spec.Methods))
+	}
 	c.App = &platform.App{
-		Functions: map[string]http.Handler{
-			"alerts":     httpguard.Wrap(c.Alerts, with(alerts.Methods)),
-			"isolate":    httpguard.Wrap(c.Isolate, with(isolate.Methods)),
-			"tokencheck": httpguard.Wrap(c.TokenCheck, with(tokencheck.Methods)),
-		},
-		OpenAPI: openapi.Handler(),
-		Timeout: cfg.Timeout,
-		Logger:  c.Logger,
-		// A capped isolation storm must not replay an hour later.
-		PermanentCodes: []envelope.Code{envelope.IsolationBudgetExceeded},
+		Functions:      handlers,
+		OpenAPI:        openapi.Handler(),
+		Timeout:        cfg.Timeout,
+		Logger:         c.Logger,
+		PermanentCodes: functions.PermanentCodes(),
 	}
 	return c, nil
 }

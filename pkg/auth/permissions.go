@@ -2,65 +2,46 @@ package auth
 
 import "strings"
 
-// The functions Permissions reports on.
-const (
-	FunctionAlerts        = "alerts"
-	FunctionIsolate       = "isolate"       // by machineId
-	FunctionIsolateByName = "isolateByName" // by deviceName or ipAddress
-	FunctionTokencheck    = "tokencheck"
-)
+// AnyOf is a set of permissions any one of which grants what is needed. List
+// the least privileged first: it is the one Check names as missing.
+type AnyOf []string
 
-// Access says whether a token allows a function, and if not which
+// Needs is what an operation requires of a token: every AnyOf in App when the
+// token acts as an application (its "roles"), every AnyOf in Delegated when
+// it acts for a user (its "scp"). Defender names delegated permissions
+// without the ".All" suffix (Alert.Read, Machine.Read, ...).
+type Needs struct {
+	App       []AnyOf
+	Delegated []AnyOf
+}
+
+// Access says whether a token allows an operation, and if not which
 // permissions it lacks (the least privileged where either of two would do).
 type Access struct {
 	Allowed bool     `json:"allowed"`
 	Missing []string `json:"missing"` // never nil, so it encodes as []
 }
 
-// need is a set of alternatives: any one of them grants; the first is the
-// least privileged.
-type need []string
-
-var (
-	appNeeds = map[string][]need{
-		FunctionAlerts:        {{"Alert.Read.All", "Alert.ReadWrite.All"}},
-		FunctionIsolate:       {{"Machine.Isolate"}},
-		FunctionIsolateByName: {{"Machine.Isolate"}, {"Machine.Read.All", "Machine.ReadWrite.All"}},
-		FunctionTokencheck:    nil,
-	}
-	delegatedNeeds = map[string][]need{
-		FunctionAlerts:        {{"Alert.Read", "Alert.ReadWrite"}},
-		FunctionIsolate:       {{"Machine.Isolate"}},
-		FunctionIsolateByName: {{"Machine.Isolate"}, {"Machine.Read", "Machine.ReadWrite"}},
-		FunctionTokencheck:    nil,
-	}
-)
-
-// Permissions reports, for each of alerts, isolate, isolateByName and
-// tokencheck, whether the token's roles (application) or scopes
-// (delegated) allow it.
-func Permissions(c *Claims) map[string]Access {
-	needs, have := appNeeds, c.Roles
+// Check reports whether the token's roles (application) or scopes
+// (delegated) satisfy n. Permission names compare without regard to case.
+func (c *Claims) Check(n Needs) Access {
+	needs, have := n.App, c.Roles
 	if c.TokenType() == TokenDelegated {
-		needs, have = delegatedNeeds, c.Scopes
+		needs, have = n.Delegated, c.Scopes
 	}
-	out := make(map[string]Access, len(needs))
-	for fn, ns := range needs {
-		a := Access{Missing: []string{}}
-		for _, n := range ns {
-			if !hasAny(have, n) {
-				a.Missing = append(a.Missing, n[0])
-			}
+	a := Access{Missing: []string{}}
+	for _, alt := range needs {
+		if len(alt) > 0 && !hasAny(have, alt) {
+			a.Missing = append(a.Missing, alt[0])
 		}
-		a.Allowed = len(a.Missing) == 0
-		out[fn] = a
 	}
-	return out
+	a.Allowed = len(a.Missing) == 0
+	return a
 }
 
-func hasAny(have []string, n need) bool {
+func hasAny(have []string, alt AnyOf) bool {
 	for _, h := range have {
-		for _, p := range n {
+		for _, p := range alt {
 			if strings.EqualFold(h, p) {
 				return true
 			}

@@ -6,35 +6,32 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-func TestPermissions(t *testing.T) {
+func TestCheck(t *testing.T) {
+	byName := Needs{
+		App:       []AnyOf{{"Machine.Isolate"}, {"Machine.Read.All", "Machine.ReadWrite.All"}},
+		Delegated: []AnyOf{{"Machine.Isolate"}, {"Machine.Read", "Machine.ReadWrite"}},
+	}
 	ok := Access{Allowed: true, Missing: []string{}}
 	no := func(m ...string) Access { return Access{Missing: m} }
 	tests := []struct {
 		name   string
 		claims *Claims
-		want   map[string]Access
+		needs  Needs
+		want   Access
 	}{
-		{"app with everything", &Claims{Roles: []string{"Alert.ReadWrite.All", "Machine.Isolate", "Machine.ReadWrite.All"}},
-			map[string]Access{"alerts": ok, "isolate": ok, "isolateByName": ok, "tokencheck": ok}},
-		{"app without roles", &Claims{},
-			map[string]Access{"alerts": no("Alert.Read.All"), "isolate": no("Machine.Isolate"),
-				"isolateByName": no("Machine.Isolate", "Machine.Read.All"), "tokencheck": ok}},
-		{"app isolate only", &Claims{Roles: []string{"Machine.Isolate"}},
-			map[string]Access{"alerts": no("Alert.Read.All"), "isolate": ok,
-				"isolateByName": no("Machine.Read.All"), "tokencheck": ok}},
-		{"app read only", &Claims{Roles: []string{"Alert.Read.All", "Machine.Read.All"}},
-			map[string]Access{"alerts": ok, "isolate": no("Machine.Isolate"),
-				"isolateByName": no("Machine.Isolate"), "tokencheck": ok}},
-		{"delegated names", &Claims{Scopes: []string{"Alert.Read", "Machine.Isolate", "Machine.Read"}},
-			map[string]Access{"alerts": ok, "isolate": ok, "isolateByName": ok, "tokencheck": ok}},
-		{"delegated does not take app names", &Claims{Scopes: []string{"Alert.Read.All", "Machine.ReadWrite.All", "user_impersonation"}},
-			map[string]Access{"alerts": no("Alert.Read"), "isolate": no("Machine.Isolate"),
-				"isolateByName": no("Machine.Isolate", "Machine.Read"), "tokencheck": ok}},
+		{"app with the stronger alternative", &Claims{Roles: []string{"Machine.Isolate", "Machine.ReadWrite.All"}}, byName, ok},
+		{"app without roles names the least privileged", &Claims{}, byName, no("Machine.Isolate", "Machine.Read.All")},
+		{"app lacks one", &Claims{Roles: []string{"Machine.Isolate"}}, byName, no("Machine.Read.All")},
+		{"case does not matter", &Claims{Roles: []string{"machine.isolate", "MACHINE.READ.ALL"}}, byName, ok},
+		{"delegated names", &Claims{Scopes: []string{"Machine.Isolate", "Machine.Read"}}, byName, ok},
+		{"delegated does not take app names", &Claims{Scopes: []string{"Machine.ReadWrite.All", "user_impersonation"}}, byName, no("Machine.Isolate", "Machine.Read")},
+		{"nothing needed", &Claims{}, Needs{}, ok},
+		{"an empty alternative is no need", &Claims{}, Needs{App: []AnyOf{{}}}, ok},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if diff := cmp.Diff(tt.want, Permissions(tt.claims)); diff != "" {
-				t.Errorf("Permissions(%s) mismatch (-want +got):\n%s", tt.name, diff)
+			if diff := cmp.Diff(tt.want, tt.claims.Check(tt.needs)); diff != "" {
+				t.Errorf("Check(%s) mismatch (-want +got):\n%s", tt.name, diff)
 			}
 		})
 	}

@@ -1,0 +1,190 @@
+// Package functions is the registry of mdefn's functions: one Spec per
+// function says its name (route /api/<name>, Azure folder, Lambda bootstrap),
+// its HTTP methods, what a token must hold to use it, its Azure trigger
+// variants, a sample request, and how to build its handler. Everything that
+// lists functions (the wiring, tokencheck's "functions", the doctor, the
+// platform's routes, the build, the fault matrix and the end-to-end tests)
+// reads this list, and a test checks that each registered function has its
+// function.json, cmd/bootstrap/<name>, SAM resource and OpenAPI path, and
+// that none of those exists for an unregistered one.
+//
+// Adding a function: its package under functions/, its atp method, its
+// simulator endpoint, one Spec below, its SAM resource in template.yaml and
+// its line in the README (docs/architecture.md has the recipe).
+package functions
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"slices"
+
+	"github.com/mdefn/mdefn/functions/alerts"
+	"github.com/mdefn/mdefn/functions/internal/action"
+	"github.com/mdefn/mdefn/functions/isolate"
+	"github.com/mdefn/mdefn/functions/tokencheck"
+	"github.com/mdefn/mdefn/internal/envelope"
+	"github.com/mdefn/mdefn/pkg/atp"
+	"github.com/mdefn/mdefn/pkg/auth"
+)
+
+// Spec describes one function.
+type Spec struct {
+	// Name is the route segment (/api/<name>), the Azure function folder
+	// and the Lambda bootstrap's directory (cmd/bootstrap/<name>).
+	Name string
+	// Summary is one line for listings and the dev banner.
+	Summary string
+	// Methods are the HTTP methods the function answers.
+	Methods []string
+	// Checks are the entries this function adds to tokencheck's
+	// "functions" (usually one, named like the function).
+	Checks []tokencheck.Check
+	// Folders are the Azure function folders beyond the HTTP one, each
+	// <name>-<anything> with its own trigger (isolate-queue).
+	Folders []string
+	// PermanentCodes are error codes of this function that a queue,
+	// SQS or EventBridge delivery must never retry whatever their status.
+	PermanentCodes []envelope.Code
+	// Example is a request that succeeds against the simulator's seed
+	// data, used by `mdefn dev`'s curl lines, the fault matrix and the
+	// end-to-end tests.
+	Example Example
+	// New builds the function's handler; it does no I/O.
+	New func(d *Deps) http.Handler
+}
+
+// Example is a sample request. In Query and Body, {machineId} and
+// {deviceName} stand for a device of the target tenant.
+type Example struct {
+	Method string
+	Query  string // GET: the query string, without "?"
+	Body   string // POST: the JSON body
+}
+
+// Deps is what the functions are built from: clients made once per process
+// and the safety settings. Build makes the shared action rules from it.
+type Deps struct {
+	Defender *atp.Client
+	Tokens   tokencheck.TokenSource
+	Verifier tokencheck.Verifier
+	Logger   *slog.Logger
+
+	ProtectedTags        []string // MDE_PROTECTED_TAGS
+	DryRun               bool     // MDE_DRY_RUN
+	MaxIsolationsPerHour int      // MDE_MAX_ISOLATIONS_PER_HOUR
+	// Requestor is the identity Defender records for this app's actions
+	// (for the isolation budget).
+	Requestor func(ctx context.Context) (string, error)
+
+	// checks and runner are filled by Build for the constructors.
+	checks []tokencheck.Check
+	runner *action.Runner
+}
+
+// All lists every function, in the order listings show them.
+var All = []Spec{
+	{
+		Name:    "alerts",
+		Summary: "list Defender alerts (severity, status, since, machineId, paging)",
+		Methods: alerts.Methods,
+		Checks:  []tokencheck.Check{{Name: "alerts", Needs: alerts.Needs}},
+		Example: Example{Method: http.MethodGet, Query: "severity=High,Medium&since=7d&top=5"},
+		New: func(d *Deps) http.Handler {
+			return &alerts.Service{Client: d.Defender, Logger: d.Logger}
+		},
+	},
+	{
+		Name:    "isolate",
+		Summary: "isolate a device (by machineId, deviceName or ipAddress) or release it",
+		Methods: isolate.Methods,
+		Checks: []tokencheck.Check{
+			{Name: "isolate", Needs: isolate.Needs},
+			{Name: "isolateByName", Needs: isolate.NeedsByName},
+		},
+		Folders:        []string{"isolate-queue"},
+		PermanentCodes: []envelope.Code{envelope.IsolationBudgetExceeded},
+		Example:        Example{Method: http.MethodPost, Body: `{"deviceName":"{deviceName}","comment":"suspected ransomware","ticket":"INC0012345","dryRun":true}`},
+		New: func(d *Deps) http.Handler {
+			return &isolate.Service{Client: d.Defender, Runner: d.runner, Logger: d.Logger}
+		},
+	},
+	{
+		Name:    "tokencheck",
+		Summary: "inspect the functions' Defender token (or a supplied one) and what it allows",
+		Methods: tokencheck.Methods,
+		Checks:  []tokencheck.Check{{Name: "tokencheck"}},
+		Example: Example{Method: http.MethodGet},
+		New: func(d *Deps) http.Handler {
+			return &tokencheck.Service{Tokens: d.Tokens, Verifier: d.Verifier, Checks: d.checks, Logger: d.Logger}
+		},
+	},
+}
+
+// Names lists the registered functions' names.
+func Names() []string {
+	out := make([]string, len(All))
+	for i, s := range All {
+		out[i] = s.Name
+	}
+	return out
+}
+
+// Lookup returns the Spec named name.
+func Lookup(name string) (Spec, bool) {
+	i := slices.IndexFunc(All, func(s Spec) bool { return s.Name == name })
+	if i < 0 {
+		return Spec{}, false
+	}
+	return All[i], true
+}
+
+// Checks lists every function's tokencheck entries.
+func Checks() []tokencheck.Check {
+	var out []tokencheck.Check
+	for _, s := range All {
+		out = append(out, s.Checks...)
+	}
+	return out
+}
+
+// Needs returns the needs of the tokencheck entry named name.
+func Needs(name string) (auth.Needs, bool) {
+	for _, c := range Checks() {
+		if c.Name == name {
+			return c.Needs, true
+		}
+	}
+	return auth.Needs{}, false
+}
+
+// PermanentCodes lists every function's permanent codes.
+func PermanentCodes() []envelope.Code {
+	var out []envelope.Code
+	for _, s := range All {
+		for _, c := range s.PermanentCodes {
+			if !slices.Contains(out, c) {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
+// Build builds the handler of every registered function from d. The action
+// functions share one set of action rules, so the isolation budget is
+// counted in one place per process.
+func Build(d Deps) map[string]http.Handler {
+	d.checks = Checks()
+	d.runner = &action.Runner{
+		Client:    d.Defender,
+		Settings:  action.Settings{ProtectedTags: d.ProtectedTags, DryRun: d.DryRun, MaxIsolationsPerHour: d.MaxIsolationsPerHour},
+		Requestor: d.Requestor,
+		Logger:    d.Logger,
+	}
+	out := make(map[string]http.Handler, len(All))
+	for _, s := range All {
+		out[s.Name] = s.New(&d)
+	}
+	return out
+}
