@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mdefn/mdefn/functions"
 	"github.com/mdefn/mdefn/sim"
 	"github.com/mdefn/mdefn/sim/defender"
 )
@@ -93,7 +94,17 @@ func parseTimeSpan(s string) (time.Duration, bool) {
 func readBindings(t *testing.T, app string) map[string][]binding {
 	t.Helper()
 	out := map[string][]binding{}
-	for _, folder := range []string{"alerts", "isolate", "tokencheck", "isolate-queue"} {
+	var folders []string
+	wantMethods := map[string][]string{}
+	for _, spec := range functions.All {
+		folders = append(folders, spec.Name)
+		folders = append(folders, spec.Folders...)
+		for _, m := range spec.Methods {
+			wantMethods[spec.Name] = append(wantMethods[spec.Name], strings.ToLower(m))
+		}
+		slices.Sort(wantMethods[spec.Name])
+	}
+	for _, folder := range folders {
 		b, err := os.ReadFile(filepath.Join(app, folder, "function.json"))
 		if err != nil {
 			t.Errorf("function folder %s: %v", folder, err)
@@ -104,7 +115,6 @@ func readBindings(t *testing.T, app string) map[string][]binding {
 		}](t, folder+"/function.json", b)
 		out[folder] = fj.Bindings
 	}
-	wantMethods := map[string][]string{"alerts": {"get", "post"}, "isolate": {"post"}, "tokencheck": {"get", "post"}}
 	for folder, methods := range wantMethods {
 		var trigger, res *binding
 		for i, b := range out[folder] {
@@ -248,6 +258,22 @@ func TestAzureCustomHandler(t *testing.T) {
 	waitDial(t, p, "127.0.0.1:"+port)
 	if status, body := h.do(t, http.MethodGet, "/", nil); status != http.StatusOK {
 		t.Fatalf("%s", statusError("GET / (readiness)", status, http.StatusOK, body))
+	}
+
+	// Every registered function answers its example, raw HTTP as the host
+	// forwards it.
+	for _, spec := range functions.All {
+		ex := spec.Example.Fill(defender.UniqueMachineID, defender.UniqueFQDN)
+		t.Run("example "+spec.Name, func(t *testing.T) {
+			path := "/api/" + spec.Name
+			if ex.Query != "" {
+				path += "?" + ex.Query
+			}
+			status, body := h.do(t, ex.Method, path, []byte(ex.Body))
+			if status < 200 || status > 299 {
+				t.Errorf("%s %s (the registry's example) = %d, want 2xx; body %s", ex.Method, path, status, body)
+			}
+		})
 	}
 
 	httpBinding := bindingName(t, bindings, "alerts")

@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/mdefn/mdefn/functions"
 	"github.com/mdefn/mdefn/sim"
 	"github.com/mdefn/mdefn/sim/defender"
 )
@@ -337,6 +338,34 @@ func TestLambdaIsolate(t *testing.T) {
 	checkColdStart(t, s, f)
 }
 
+// TestLambdaEveryFunction runs each registered function's bootstrap under
+// the emulator and sends it the registry's example, as a Function URL event
+// and, for a POST, as a direct invoke (Step Functions).
+func TestLambdaEveryFunction(t *testing.T) {
+	dist := distDir(t)
+	s := startSim(t)
+	for _, spec := range functions.All {
+		t.Run(spec.Name, func(t *testing.T) {
+			f := startLambda(t, dist, s, spec.Name)
+			ex := spec.Example.Fill(defender.UniqueMachineID, defender.UniqueFQDN)
+			var event []byte
+			if ex.Method == http.MethodGet {
+				event = readTestdata(t, "lambda_url_query.json", map[string]string{"RAW_PATH": "/api/" + spec.Name, "RAW_QUERY": jsonString(ex.Query)})
+			} else {
+				event = apiGatewayPost(t, spec.Name, ex.Body)
+			}
+			if status, body := f.invokeHTTP(t, event); status < 200 || status > 299 {
+				t.Errorf("%s /api/%s (the registry's example) = %d, want 2xx; body %s", ex.Method, spec.Name, status, body)
+			}
+			if ex.Method == http.MethodPost {
+				if _, fnErr := f.invoke(t, []byte(ex.Body)); fnErr != nil {
+					t.Errorf("direct invoke with the registry's example = function error %+v", *fnErr)
+				}
+			}
+		})
+	}
+}
+
 // TestLambdaTokenCheck runs the tokencheck bootstrap under the emulator: its
 // own token by direct invoke and Function URL, and a supplied expired token.
 func TestLambdaTokenCheck(t *testing.T) {
@@ -362,7 +391,8 @@ func TestLambdaTokenCheck(t *testing.T) {
 			t.Errorf("tokencheck = valid %v problems %v type %q app %q tenant %q, want valid application token of %s in %s",
 				r.Valid, r.Problems, r.TokenType, r.AppID, r.TenantID, sim.DefaultClientID, s.TenantID())
 		}
-		for _, fn := range []string{"alerts", "isolate", "tokencheck"} {
+		for _, c := range functions.Checks() {
+			fn := c.Name
 			if p, ok := r.Functions[fn]; !ok || !p.Allowed {
 				t.Errorf("tokencheck functions[%s] = %+v (present %v), want allowed", fn, p, ok)
 			}

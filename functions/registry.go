@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/mdefn/mdefn/functions/alerts"
 	"github.com/mdefn/mdefn/functions/internal/action"
@@ -60,6 +61,13 @@ type Example struct {
 	Method string
 	Query  string // GET: the query string, without "?"
 	Body   string // POST: the JSON body
+}
+
+// Fill returns e with {machineId} and {deviceName} replaced.
+func (e Example) Fill(machineID, deviceName string) Example {
+	r := strings.NewReplacer("{machineId}", machineID, "{deviceName}", deviceName)
+	e.Query, e.Body = r.Replace(e.Query), r.Replace(e.Body)
+	return e
 }
 
 // Deps is what the functions are built from: clients made once per process
