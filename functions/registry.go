@@ -47,12 +47,25 @@ type Spec struct {
 	// PermanentCodes are error codes of this function that a queue,
 	// SQS or EventBridge delivery must never retry whatever their status.
 	PermanentCodes []envelope.Code
+	// Defender says how the function calls Defender; the fault matrix's
+	// expectations follow it.
+	Defender Use
 	// Example is a request that succeeds against the simulator's seed
 	// data, used by `mdefn dev`'s curl lines, the fault matrix and the
-	// end-to-end tests.
+	// end-to-end tests. An action's example acts (no dry run).
 	Example Example
 	// New builds the function's handler; it does no I/O.
 	New func(d *Deps) http.Handler
+}
+
+// Use is how a function calls Defender. The zero value: it never does.
+type Use struct {
+	// Reads: the function reads (GET), retried freely on failure.
+	Reads bool
+	// Action is the last path segment of the action the example starts,
+	// POST /api/machines/{id}/<Action>: retried only where Defender cannot
+	// have acted.
+	Action string
 }
 
 // Example is a sample request. In Query and Body, {machineId} and
@@ -93,11 +106,12 @@ type Deps struct {
 // All lists every function, in the order listings show them.
 var All = []Spec{
 	{
-		Name:    "alerts",
-		Summary: "list Defender alerts (severity, status, since, machineId, paging)",
-		Methods: alerts.Methods,
-		Checks:  []tokencheck.Check{{Name: "alerts", Needs: alerts.Needs}},
-		Example: Example{Method: http.MethodGet, Query: "severity=High,Medium&since=7d&top=5"},
+		Name:     "alerts",
+		Summary:  "list Defender alerts (severity, status, since, machineId, paging)",
+		Methods:  alerts.Methods,
+		Checks:   []tokencheck.Check{{Name: "alerts", Needs: alerts.Needs}},
+		Defender: Use{Reads: true},
+		Example:  Example{Method: http.MethodGet, Query: "severity=High&top=5"},
 		New: func(d *Deps) http.Handler {
 			return &alerts.Service{Client: d.Defender, Logger: d.Logger}
 		},
@@ -112,7 +126,8 @@ var All = []Spec{
 		},
 		Folders:        []string{"isolate-queue"},
 		PermanentCodes: []envelope.Code{envelope.IsolationBudgetExceeded},
-		Example:        Example{Method: http.MethodPost, Body: `{"deviceName":"{deviceName}","comment":"suspected ransomware","ticket":"INC0012345","dryRun":true}`},
+		Defender:       Use{Reads: true, Action: "isolate"},
+		Example:        Example{Method: http.MethodPost, Body: `{"machineId":"{machineId}","comment":"suspected ransomware","ticket":"INC0012345"}`},
 		New: func(d *Deps) http.Handler {
 			return &isolate.Service{Client: d.Defender, Runner: d.runner, Logger: d.Logger}
 		},

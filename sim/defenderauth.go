@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/mdefn/mdefn/sim/defender"
 )
@@ -14,6 +15,12 @@ type principalKey struct{}
 // the defender fake sees it: a failure is a 401 in Defender's error shape.
 func (s *Sim) defenderHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, defender.PackagePathPrefix) {
+			// A package download link carries its own signature and
+			// expiry, as Defender's storage links do: no bearer token.
+			s.defender.ServeHTTP(w, r)
+			return
+		}
 		p, err := s.authenticateDefender(r)
 		if err != nil {
 			msg := "Authorization failed: " + err.Error() + "."

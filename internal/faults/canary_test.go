@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mdefn/mdefn/functions"
 	"github.com/mdefn/mdefn/internal/httpguard"
 	"github.com/mdefn/mdefn/sim"
 	"github.com/mdefn/mdefn/sim/defender"
@@ -37,7 +38,7 @@ func TestLeakCanary(t *testing.T) {
 			env["MDE_PROTECTED_TAGS"] = defender.ProtectedTag
 			st := newStack(t, s, env)
 
-			for _, fn := range functions {
+			for _, fn := range functions.Names() {
 				if a := st.call(fn); a.status/100 != 2 {
 					t.Errorf("%s in %s mode = %v, want a success", fn, m.name, a)
 				}
@@ -77,7 +78,7 @@ func TestLeakCanary(t *testing.T) {
 			s.Inject(sim.Entra, sim.Fault{Method: http.MethodPost, Status: 401, Header: jsonHeader(),
 				Body: []byte(`{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided."}`)})
 			st2 := newStack(t, s, env)
-			for _, fn := range functions {
+			for _, fn := range functions.Names() {
 				if a := st2.call(fn); a.code() != "token_acquisition_failed" {
 					t.Errorf("%s with Entra refusing in %s mode = %v, want token_acquisition_failed", fn, m.name, a)
 				}

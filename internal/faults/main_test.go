@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mdefn/mdefn/functions"
 	"github.com/mdefn/mdefn/internal/httpguard"
 	"github.com/mdefn/mdefn/internal/wiring"
 	"github.com/mdefn/mdefn/pkg/auth"
@@ -310,15 +311,16 @@ func isolateBody(machineID string) string {
 }
 
 // call runs function fn once with its standard request.
+// It is the registry's example of fn, on the device the suite acts on.
 func (st *stack) call(fn string) answer {
-	switch fn {
-	case "alerts":
-		return st.do(http.MethodGet, alertsPath, "")
-	case "isolate":
-		return st.do(http.MethodPost, isolatePath, isolateBody(defender.UniqueMachineID))
-	default:
-		return st.do(http.MethodGet, tokenPath, "")
+	spec, ok := functions.Lookup(fn)
+	if !ok {
+		return answer{err: fmt.Errorf("no function %q in the registry", fn)}
 	}
+	ex := spec.Example.Fill(defender.UniqueMachineID, defender.UniqueFQDN)
+	path := "/api/" + fn
+	if ex.Query != "" {
+		path += "?" + ex.Query
+	}
+	return st.do(ex.Method, path, ex.Body)
 }
-
-var functions = []string{"alerts", "isolate", "tokencheck"}

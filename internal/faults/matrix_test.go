@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mdefn/mdefn/functions"
 	"github.com/mdefn/mdefn/sim"
 	"github.com/mdefn/mdefn/sim/defender"
 )
@@ -28,9 +29,23 @@ type faultCase struct {
 
 const oversize = 3 << 20 // bytes of an oversized answer
 
-// isolateAction is the path of the isolate action on the device the matrix
-// isolates.
-const isolateAction = "/api/machines/" + defender.UniqueMachineID + "/isolate"
+// actionPath is the Defender path of the action fn's example starts on the
+// device the matrix acts on ("" for a function that starts none).
+func actionPath(fn string) string {
+	spec, _ := functions.Lookup(fn)
+	if spec.Defender.Action == "" {
+		return ""
+	}
+	return "/api/machines/" + defender.UniqueMachineID + "/" + spec.Defender.Action
+}
+
+// successFor is fn's answer when nothing fails: 201 for an action, else 200.
+func successFor(fn string) want {
+	if actionPath(fn) != "" {
+		return created
+	}
+	return success
+}
 
 var faultCases = []faultCase{
 	{name: "400", status: 400, code: "BadRequest"},
@@ -120,7 +135,6 @@ var (
 	anyUpstreamGiveUp = []want{upstreamError, upstreamTimeout}
 	anySecretGiveUp   = []want{secretUnavailable, upstreamTimeout}
 	anyTokenGiveUp    = []want{tokenFailed, upstreamTimeout}
-	successFor        = map[string]want{"alerts": success, "isolate": created, "tokencheck": success}
 	upstreamsInOrder  = []sim.Upstream{sim.Defender, sim.Entra, sim.KeyVault, sim.SecretsManager}
 )
 
@@ -128,11 +142,11 @@ var (
 // Where more than one is listed, the function may give up either on the
 // last upstream answer or on the deadline, whichever comes first.
 func expected(u sim.Upstream, fc faultCase, fn string) []want {
-	ok := successFor[fn]
+	ok := successFor(fn)
 	switch u {
 	case sim.Defender:
-		if fn == "tokencheck" {
-			return []want{ok} // tokencheck never calls Defender
+		if spec, _ := functions.Lookup(fn); spec.Defender == (functions.Use{}) {
+			return []want{ok} // the function never calls Defender
 		}
 		return expectedDefender(fc, fn)
 	case sim.Entra:
@@ -176,8 +190,8 @@ func expected(u sim.Upstream, fc faultCase, fn string) []want {
 }
 
 func expectedDefender(fc faultCase, fn string) []want {
-	ok := successFor[fn]
-	read := fn == "alerts"
+	ok := successFor(fn)
+	read := actionPath(fn) == ""
 	switch fc.name {
 	case "400":
 		return []want{invalidRequest}
@@ -237,7 +251,7 @@ func TestFaultMatrix(t *testing.T) {
 					if u != sim.SecretsManager {
 						t.Parallel()
 					}
-					for _, fn := range functions {
+					for _, fn := range functions.Names() {
 						t.Run(fn, func(t *testing.T) {
 							if u != sim.SecretsManager {
 								t.Parallel()
@@ -264,10 +278,10 @@ func runCase(t *testing.T, u sim.Upstream, i int, fc faultCase, fn string) {
 		env = simEnv(s, nil)
 		if u == sim.Entra {
 			method, prefix = http.MethodPost, "/"+s.TenantID()+"/oauth2/"
-		} else if fn == "isolate" {
+		} else if actionPath(fn) != "" {
 			method, prefix = http.MethodPost, "/api/machines/" // the action itself
 		} else {
-			method, prefix = http.MethodGet, "/api/alerts"
+			method, prefix = http.MethodGet, "/api/" // every read
 		}
 	case sim.KeyVault:
 		s = shared
@@ -297,8 +311,9 @@ func runCase(t *testing.T, u sim.Upstream, i int, fc faultCase, fn string) {
 		defer h.Remove()
 	}
 	var before int
-	if u == sim.Defender {
-		before = s.Calls(sim.Defender, isolateAction)
+	action := actionPath(fn)
+	if u == sim.Defender && action != "" {
+		before = s.Calls(sim.Defender, action)
 	}
 
 	a := st.call(fn)
@@ -309,7 +324,7 @@ func runCase(t *testing.T, u sim.Upstream, i int, fc faultCase, fn string) {
 	matched := false
 	for _, w := range wants {
 		if a.status == w.status && a.code() == w.code ||
-			w.code == "" && fn == "isolate" && (a.status == 200 || a.status == 201) && a.code() == "" {
+			w.code == "" && action != "" && (a.status == 200 || a.status == 201) && a.code() == "" {
 			matched = true
 		}
 	}
@@ -329,14 +344,14 @@ func runCase(t *testing.T, u sim.Upstream, i int, fc faultCase, fn string) {
 			t.Errorf("%s with %s %s took %v: a Retry-After beyond the deadline must be answered promptly", fn, u, fc.name, a.elapsed)
 		}
 	}
-	if u == sim.Defender && fn == "isolate" {
-		posts := s.Calls(sim.Defender, isolateAction) - before
+	if u == sim.Defender && action != "" {
+		posts := s.Calls(sim.Defender, action) - before
 		wantMax := 1
 		if fc.name == "429-short" || fc.name == "401" {
 			wantMax = 2 // Defender refused the first without acting on it
 		}
 		if fc.name != "refused" && (posts < 1 || posts > wantMax) {
-			t.Errorf("isolate with Defender %s: %d isolate POSTs reached Defender, want 1..%d", fc.name, posts, wantMax)
+			t.Errorf("%s with Defender %s: %d action POSTs reached Defender, want 1..%d", fn, fc.name, posts, wantMax)
 		}
 	}
 	if a.status >= 400 && a.code() == "" {

@@ -89,7 +89,7 @@ func (s ActionStatus) Active() bool { return s == ActionPending || s == ActionIn
 type MachineAction struct {
 	ID                      string           `json:"id"` // GUID
 	Type                    ActionType       `json:"type"`
-	Scope                   string           `json:"scope"`     // Full or Selective for isolation
+	Scope                   string           `json:"scope"`     // Full or Selective for isolation, Quick or Full for a scan
 	Requestor               string           `json:"requestor"` // application ID or user principal name
 	ExternalID              string           `json:"externalId"`
 	RequestSource           string           `json:"requestSource"`
@@ -109,7 +109,8 @@ type MachineAction struct {
 	TroubleshootInfo        json.RawMessage  `json:"troubleshootInfo"` // as sent
 }
 
-// RelatedFileInfo identifies the file a file action applies to.
+// RelatedFileInfo identifies the file a file action (StopAndQuarantineFile)
+// applies to.
 type RelatedFileInfo struct {
 	FileIdentifier     string `json:"fileIdentifier"`
 	FileIdentifierType string `json:"fileIdentifierType"`
@@ -135,8 +136,9 @@ func checkComment(comment string) error {
 }
 
 // Isolate asks Defender to isolate the machine from the network and returns
-// the created action (status Pending). If another action is pending on the
-// device, Defender refuses: see [IsActiveRequestAlreadyExists].
+// the created action (status Pending). It needs the Machine.Isolate
+// permission. If another isolation or release is pending on the device,
+// Defender refuses: see [IsActiveRequestAlreadyExists].
 func (c *Client) Isolate(ctx context.Context, machineID string, r IsolateRequest) (*MachineAction, error) {
 	op := "isolate machine " + machineID
 	if err := checkMachineID("machineID", machineID); err != nil {
@@ -151,11 +153,12 @@ func (c *Client) Isolate(ctx context.Context, machineID string, r IsolateRequest
 	if err := checkComment(r.Comment); err != nil {
 		return nil, fmt.Errorf("atp: %s: %w", op, err)
 	}
-	return c.action(ctx, op, "/api/machines/"+machineID+"/isolate", r)
+	return c.action(ctx, op, machinePath(machineID, "isolate"), r, http.StatusCreated)
 }
 
 // Unisolate asks Defender to release the machine from isolation and returns
-// the created action (status Pending).
+// the created action (status Pending). It needs the Machine.Isolate
+// permission.
 func (c *Client) Unisolate(ctx context.Context, machineID, comment string) (*MachineAction, error) {
 	op := "unisolate machine " + machineID
 	if err := checkMachineID("machineID", machineID); err != nil {
@@ -164,13 +167,14 @@ func (c *Client) Unisolate(ctx context.Context, machineID, comment string) (*Mac
 	if err := checkComment(comment); err != nil {
 		return nil, fmt.Errorf("atp: %s: %w", op, err)
 	}
-	body := struct {
-		Comment string `json:"Comment"`
-	}{comment}
-	return c.action(ctx, op, "/api/machines/"+machineID+"/unisolate", body)
+	return c.action(ctx, op, machinePath(machineID, "unisolate"), commentBody{comment}, http.StatusCreated)
 }
 
-func (c *Client) action(ctx context.Context, op, path string, body any) (*MachineAction, error) {
+// action posts body to path and returns the machine action Defender
+// answers with (status is the documented success status, for errors).
+// Like every POST it is retried only on 429 and on failures that prove the
+// request never reached Defender (see Client.send).
+func (c *Client) action(ctx context.Context, op, path string, body any, status int) (*MachineAction, error) {
 	b, err := json.Marshal(body)
 	if err != nil {
 		return nil, fmt.Errorf("atp: %s: %w", op, err)
@@ -182,18 +186,20 @@ func (c *Client) action(ctx context.Context, op, path string, body any) (*Machin
 	if a.ID == "" {
 		// A 2xx whose body names no action (an empty object, a proxy's
 		// page decoded leniently) is not proof the action was created.
-		return nil, fmt.Errorf("atp: %s: %w", op, &DecodeError{StatusCode: http.StatusCreated, Method: http.MethodPost, Path: path, Err: errors.New("the answer names no machine action")})
+		return nil, fmt.Errorf("atp: %s: %w", op, &DecodeError{StatusCode: status, Method: http.MethodPost, Path: path, Err: errors.New("the answer names no machine action")})
 	}
 	return &a, nil
 }
 
-// GetMachineAction returns the machine action with the given ID (a GUID).
+// GetMachineAction returns the machine action with the given ID (a GUID,
+// see [ValidActionID]). It needs the Machine.Read.All or
+// Machine.ReadWrite.All permission.
 func (c *Client) GetMachineAction(ctx context.Context, id string) (*MachineAction, error) {
-	if !isGUID(id) {
-		return nil, fmt.Errorf("atp: get machine action: %w", argErr("actionID", "want a GUID"))
+	if err := checkActionID(id); err != nil {
+		return nil, fmt.Errorf("atp: get machine action: %w", err)
 	}
 	var a MachineAction
-	cl := &call{op: "get machine action " + id, method: http.MethodGet, path: "/api/machineactions/" + id}
+	cl := &call{op: "get machine action " + id, method: http.MethodGet, path: actionPath(id, "")}
 	if err := c.do(ctx, cl, &a); err != nil {
 		return nil, err
 	}

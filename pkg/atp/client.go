@@ -78,6 +78,7 @@ type Options struct {
 type Client struct {
 	base       string // scheme://host[/prefix], no trailing slash
 	hc         *http.Client
+	inv        Invalidator // the token source, if it can drop its cached token
 	log        *slog.Logger
 	budget     *budget
 	maxBody    int64
@@ -138,6 +139,7 @@ func NewClient(baseURL string, tokens oauth2.TokenSource, o *Options) (*Client, 
 		now:        o.Now,
 		sleep:      o.Sleep,
 	}
+	c.inv, _ = tokens.(Invalidator)
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}

@@ -17,7 +17,7 @@ import (
 // ErrToken is matched (with errors.Is) by every error caused by the token
 // source failing to supply a token. The token source's own error is wrapped
 // too and can be read with errors.As.
-var ErrToken = errors.New("token")
+var ErrToken = errors.New("token source")
 
 // ErrBodyTooLarge is wrapped by a [*DecodeError] when a response body exceeds
 // [Options.MaxBodyBytes].

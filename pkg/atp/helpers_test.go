@@ -181,6 +181,8 @@ type recorded struct {
 	RawQuery    string
 	Query       map[string][]string
 	ContentType string
+	Accept      string
+	Auth        string // the Authorization header
 	Body        string
 }
 
@@ -197,7 +199,7 @@ type recorder struct {
 func (rec *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	b, _ := io.ReadAll(r.Body)
 	got := recorded{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Query: r.URL.Query(),
-		ContentType: r.Header.Get("Content-Type"), Body: string(b)}
+		ContentType: r.Header.Get("Content-Type"), Accept: r.Header.Get("Accept"), Auth: r.Header.Get("Authorization"), Body: string(b)}
 	rec.mu.Lock()
 	rec.last = got
 	rec.all = append(rec.all, got)

@@ -460,3 +460,156 @@ func TestSimClientBudgetAvoidsThrottling(t *testing.T) {
 		t.Errorf("simulator throttled %d calls, want 0", st.Throttled)
 	}
 }
+
+// newSimTLSEnv is newSimEnv over HTTPS, as Defender and the package links
+// it hands out are served.
+func newSimTLSEnv(t *testing.T, opts defender.Options) (*simEnv, *http.Client) {
+	t.Helper()
+	clock := &simClock{t: time.Date(2024, 9, 22, 9, 0, 0, 0, time.UTC)}
+	opts.Now = clock.Now
+	sim := defender.New(opts)
+	srv := httptest.NewTLSServer(sim)
+	t.Cleanup(srv.Close)
+	c, err := atp.NewClient(srv.URL, oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "sim-token"}),
+		&atp.Options{HTTPClient: srv.Client(), Now: clock.Now, Sleep: clock.Sleep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &simEnv{clock: clock, sim: sim, client: c, base: clock.Now()}, srv.Client()
+}
+
+func TestSimResponseActions(t *testing.T) {
+	env, hc := newSimTLSEnv(t, defender.Options{})
+	ctx := context.Background()
+	id := defender.UniqueMachineID
+
+	scan, err := env.client.RunAntiVirusScan(ctx, id, atp.ScanRequest{Comment: "INC1: scan", ScanType: atp.ScanFull})
+	if err != nil || scan.Type != atp.ActionRunAntiVirusScan || scan.Scope != "Full" || scan.Status != atp.ActionPending {
+		t.Fatalf("RunAntiVirusScan() = %+v, %v; want a Pending Full scan", scan, err)
+	}
+	if _, err := env.client.RunAntiVirusScan(ctx, id, atp.ScanRequest{Comment: "INC1: again"}); !atp.IsActiveRequestAlreadyExists(err) {
+		t.Errorf("second RunAntiVirusScan() = %v, want ActiveRequestAlreadyExists", err)
+	}
+	col, err := env.client.CollectInvestigationPackage(ctx, id, "INC1: forensics")
+	if err != nil || col.Type != atp.ActionCollectInvestigationPackage {
+		t.Fatalf("CollectInvestigationPackage() beside a scan = %+v, %v; want a new action", col, err)
+	}
+	const sha1 = "87662bc3d60e4200ceaf7aae249d1c343f4b83c9"
+	saq, err := env.client.StopAndQuarantineFile(ctx, id, atp.QuarantineRequest{Comment: "INC1: dropper", Sha1: sha1})
+	if err != nil || saq.RelatedFileInfo == nil || *saq.RelatedFileInfo != (atp.RelatedFileInfo{FileIdentifier: sha1, FileIdentifierType: "Sha1"}) {
+		t.Errorf("StopAndQuarantineFile() = %+v, %v; want the file named", saq, err)
+	}
+
+	// Cancel a restriction; a second cancellation is refused.
+	res, err := env.client.RestrictCodeExecution(ctx, id, "INC1: restrict")
+	if err != nil {
+		t.Fatalf("RestrictCodeExecution() = %v", err)
+	}
+	c, err := env.client.CancelMachineAction(ctx, res.ID, "INC1: false positive")
+	if err != nil || c.Status != atp.ActionCancelled || c.CancellationComment != "INC1: false positive" ||
+		c.CancellationRequestor != defender.DefaultAppID || !c.CancellationDateTimeUTC.Equal(env.base) {
+		t.Errorf("CancelMachineAction() = %+v, %v; want it Cancelled by the app now", c, err)
+	}
+	var re *atp.ResponseError
+	if _, err := env.client.CancelMachineAction(ctx, res.ID, "again"); !errors.As(err, &re) || re.StatusCode != 400 {
+		t.Errorf("second CancelMachineAction() = %v, want a 400", err)
+	}
+	if _, err := env.client.CancelMachineAction(ctx, "00000000-0000-4000-8000-000000000000", "c"); !atp.IsNotFound(err) {
+		t.Errorf("CancelMachineAction(unknown) = %v, want a 404", err)
+	}
+	if _, err := env.client.UnrestrictCodeExecution(ctx, id, "INC1: release"); err != nil {
+		t.Errorf("UnrestrictCodeExecution() = %v", err)
+	}
+
+	// The package: not ready, then a link that downloads a zip file.
+	if _, err := env.client.GetPackageURI(ctx, col.ID); !atp.IsNotFound(err) {
+		t.Errorf("GetPackageURI() while collecting = %v, want a 404", err)
+	}
+	env.clock.Advance(time.Minute)
+	if got, err := env.client.GetMachineAction(ctx, col.ID); err != nil || got.Status != atp.ActionSucceeded {
+		t.Fatalf("GetMachineAction(collection) = %+v, %v; want Succeeded", got, err)
+	}
+	link, err := env.client.GetPackageURI(ctx, col.ID)
+	if err != nil || !strings.HasPrefix(link, "https://") {
+		t.Fatalf("GetPackageURI() = %q, %v; want an https link", link, err)
+	}
+	resp, err := hc.Get(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/zip" {
+		t.Errorf("download = %d %q, want 200 application/zip", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	// GetPackageUri's own limit (2 a minute): the third call waits out the
+	// 429 on the shared clock and succeeds.
+	before := env.clock.Now()
+	for i := range 2 {
+		if _, err := env.client.GetPackageURI(ctx, col.ID); err != nil {
+			t.Fatalf("GetPackageURI() call %d = %v", i+2, err)
+		}
+	}
+	if env.clock.Now().Sub(before) < 30*time.Second {
+		t.Errorf("GetPackageURI() over its limit returned after %v of clock, want it to wait for the 429", env.clock.Now().Sub(before))
+	}
+
+	// A failed collection has no package.
+	env.sim.FailNextAction(id, defender.ActionCollectInvestigationPackage)
+	failed, err := env.client.CollectInvestigationPackage(ctx, id, "INC2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.clock.Advance(time.Hour)
+	if got, _ := env.client.GetMachineAction(ctx, failed.ID); got == nil || got.Status != atp.ActionFailed {
+		t.Errorf("collection after FailNextAction = %+v, want Failed", got)
+	}
+	if _, err := env.client.GetPackageURI(ctx, failed.ID); !atp.IsNotFound(err) {
+		t.Errorf("GetPackageURI(failed) = %v, want a 404", err)
+	}
+}
+
+func TestSimResponseActionPermissions(t *testing.T) {
+	authorize := func(r *http.Request) (defender.Principal, error) {
+		p := defender.DefaultPrincipal
+		p.Roles = []string{defender.RoleMachineIsolate, defender.RoleMachineReadAll}
+		return p, nil
+	}
+	env := newSimEnv(t, defender.Options{Authorize: authorize}, nil, nil)
+	ctx := context.Background()
+	calls := []struct {
+		name string
+		call func() error
+		role string
+	}{
+		{"scan", func() error {
+			_, err := env.client.RunAntiVirusScan(ctx, defender.DCMachineID, atp.ScanRequest{Comment: "c"})
+			return err
+		}, "Machine.Scan"},
+		{"restrict", func() error {
+			_, err := env.client.RestrictCodeExecution(ctx, defender.DCMachineID, "c")
+			return err
+		}, "Machine.RestrictExecution"},
+		{"collect", func() error {
+			_, err := env.client.CollectInvestigationPackage(ctx, defender.DCMachineID, "c")
+			return err
+		}, "Machine.CollectForensics"},
+	}
+	for _, tt := range calls {
+		var re *atp.ResponseError
+		if err := tt.call(); !errors.As(err, &re) || re.StatusCode != 403 || !strings.Contains(re.Message, tt.role) {
+			t.Errorf("%s without its role = %v, want 403 naming %s", tt.name, err, tt.role)
+		}
+	}
+	// Machine.Read.All is a documented alternative for stop and quarantine.
+	if _, err := env.client.StopAndQuarantineFile(ctx, defender.DCMachineID, atp.QuarantineRequest{Comment: "c", Sha1: strings.Repeat("0", 40)}); err != nil {
+		t.Errorf("StopAndQuarantineFile() with Machine.Read.All = %v, want success", err)
+	}
+	// Machine.Isolate is enough to cancel.
+	a, err := env.client.Isolate(ctx, defender.DCMachineID, atp.IsolateRequest{Comment: "c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.client.CancelMachineAction(ctx, a.ID, "c"); err != nil {
+		t.Errorf("CancelMachineAction() with Machine.Isolate = %v, want success", err)
+	}
+}

@@ -61,11 +61,15 @@ func validatePage(top, skip int) error {
 }
 
 // isMachineID reports whether id is 40 hexadecimal characters.
-func isMachineID(id string) bool {
-	if len(id) != 40 {
+func isMachineID(id string) bool { return isHex40(id) }
+
+// isHex40 reports whether s is 40 hexadecimal characters (a machine ID or a
+// SHA-1).
+func isHex40(s string) bool {
+	if len(s) != 40 {
 		return false
 	}
-	for _, c := range []byte(id) {
+	for _, c := range []byte(s) {
 		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
 			return false
 		}

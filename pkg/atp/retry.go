@@ -15,8 +15,17 @@ import (
 // send performs cl with the call budget and retries, and returns a 2xx
 // response whose body the caller must close. Errors are prefixed with
 // "atp: <op>: ".
+//
+// Every request sent, including the one re-send after a Defender 401 with
+// a fresh token, first waits for the call budget. That re-send is not a
+// retry: it does not count against MaxRetries and is not delayed.
 func (c *Client) send(ctx context.Context, cl *call) (*http.Response, error) {
-	for attempt := 1; ; attempt++ {
+	reauthed := false // the one re-send after a 401 has been made
+	for sent := 1; ; sent++ {
+		attempt := sent // this try's number, not counting the re-send after a 401
+		if reauthed {
+			attempt--
+		}
 		if err := c.waitBudget(ctx); err != nil {
 			return nil, fmt.Errorf("atp: %s: %w", cl.op, err)
 		}
@@ -37,8 +46,8 @@ func (c *Client) send(ctx context.Context, cl *call) (*http.Response, error) {
 				return nil, fmt.Errorf("atp: %s: %w", cl.op, ctxErr)
 			}
 			last = fmt.Errorf("atp: %s: %w", cl.op, err)
-			if attempt > 1 {
-				last = fmt.Errorf("atp: %s: after %d attempts: %w", cl.op, attempt, err)
+			if sent > 1 {
+				last = fmt.Errorf("atp: %s: after %d attempts: %w", cl.op, sent, err)
 			}
 			if attempt > c.maxRetries || !(cl.idempotent() || neverSent(err)) {
 				return nil, last
@@ -46,9 +55,17 @@ func (c *Client) send(ctx context.Context, cl *call) (*http.Response, error) {
 			delay = c.backoff(attempt)
 		case resp.StatusCode >= 200 && resp.StatusCode < 300:
 			return resp, nil
+		case resp.StatusCode == http.StatusUnauthorized && c.inv != nil && !reauthed:
+			// Drop the cached token and send once more with a fresh one.
+			drainClose(resp.Body)
+			c.inv.Invalidate()
+			reauthed = true
+			c.log.DebugContext(ctx, "atp: unauthorized, sending once more with a fresh token",
+				"method", cl.method, "path", cl.path)
+			continue
 		default:
 			re := newResponseError(resp, c.now())
-			re.Attempts = attempt
+			re.Attempts = sent
 			last = fmt.Errorf("atp: %s: %w", cl.op, re)
 			throttled := re.StatusCode == http.StatusTooManyRequests
 			if throttled {

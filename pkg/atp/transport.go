@@ -3,7 +3,6 @@ package atp
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 
 	"golang.org/x/oauth2"
@@ -18,7 +17,8 @@ type ContextTokenSource interface {
 
 // Invalidator is implemented by caching token sources that can drop their
 // cached token. On a Defender 401 the client calls Invalidate and sends the
-// request once more with a fresh token.
+// request once more with a fresh token; that re-send waits for, and counts
+// against, the call budget like any other call.
 type Invalidator interface {
 	Invalidate()
 }
@@ -31,8 +31,10 @@ func (e *tokenError) Error() string { return fmt.Sprintf("%v: %v", ErrToken, e.e
 
 func (e *tokenError) Unwrap() []error { return []error{ErrToken, e.err} }
 
-// authTransport adds "Authorization: Bearer <token>" to each request and, on
-// a 401, invalidates the token (when the source allows) and retries once.
+// authTransport adds "Authorization: Bearer <token>" and the User-Agent to
+// each request. It sends every request exactly once: the re-send after a
+// 401 is the client's (see Client.send), so that it waits for the call
+// budget like any other call.
 type authTransport struct {
 	base   http.RoundTripper
 	tokens oauth2.TokenSource
@@ -60,30 +62,6 @@ func (t *authTransport) token(ctx context.Context) (*oauth2.Token, error) {
 
 // RoundTrip implements http.RoundTripper.
 func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := t.send(req)
-	if err != nil || resp.StatusCode != http.StatusUnauthorized {
-		return resp, err
-	}
-	inv, ok := t.tokens.(Invalidator)
-	if !ok || (req.Body != nil && req.Body != http.NoBody && req.GetBody == nil) {
-		return resp, nil
-	}
-	// Drop the cached token and try once more with a fresh one.
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
-	resp.Body.Close()
-	inv.Invalidate()
-	retry := req.Clone(req.Context())
-	if req.GetBody != nil {
-		body, err := req.GetBody()
-		if err != nil {
-			return nil, err
-		}
-		retry.Body = body
-	}
-	return t.send(retry)
-}
-
-func (t *authTransport) send(req *http.Request) (*http.Response, error) {
 	tok, err := t.token(req.Context())
 	if err != nil {
 		if req.Body != nil {

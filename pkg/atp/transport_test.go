@@ -6,8 +6,10 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // tokenHandler answers 401 unless the bearer token is one of valid.
@@ -105,7 +107,7 @@ func TestTokenErrorsWrapped(t *testing.T) {
 	if !errors.As(err, &af) || af.Code != "invalid_client" {
 		t.Errorf("GetMachine() = %v, want errors.As *authFailure", err)
 	}
-	if want := "atp: get machine " + machineID1 + ": token: auth: invalid_client"; err.Error() != want {
+	if want := "atp: get machine " + machineID1 + ": token source: auth: invalid_client"; err.Error() != want {
 		t.Errorf("GetMachine() error text = %q, want %q", err, want)
 	}
 	if hits.Load() != 0 {
@@ -143,5 +145,91 @@ func TestEmptyToken(t *testing.T) {
 	}
 	if hits.Load() != 0 {
 		t.Errorf("server hits = %d, want 0", hits.Load())
+	}
+}
+
+// TestUnauthorizedResendCountsAgainstBudget checks that the re-send after a
+// 401 waits for the call budget like any other call: with one call a
+// minute, the re-send goes out a minute after the first request, and with
+// a deadline too short for that wait it is not sent at all.
+func TestUnauthorizedResendCountsAgainstBudget(t *testing.T) {
+	tests := []struct {
+		name     string
+		timeout  time.Duration // 0: no deadline
+		wantHits int32
+		wantGap  time.Duration // between the first request and the re-send
+		wantRate bool          // a budget *RateLimitError instead of success
+	}{
+		{name: "waits for the budget", wantHits: 2, wantGap: time.Minute},
+		{name: "budget outlasts the deadline", timeout: 5 * time.Second, wantHits: 1, wantRate: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := newFakeClock()
+			var hits atomic.Int32
+			var mu sync.Mutex
+			var times []time.Time
+			valid := tokenHandler(&hits, nil, testToken+"-1")
+			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				times = append(times, clock.Now())
+				mu.Unlock()
+				valid(w, r)
+			})
+			tokens := &fakeTokens{}
+			c, _ := newTestClient(t, h, tokens, &Options{CallsPerMinute: 1, CallsPerHour: -1, Now: clock.Now, Sleep: clock.Sleep})
+			ctx := context.Background()
+			if tt.timeout > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, tt.timeout)
+				defer cancel()
+			}
+			_, err := c.Isolate(ctx, machineID1, IsolateRequest{Comment: "inc 1"})
+			var rl *RateLimitError
+			if got := errors.As(err, &rl); got != tt.wantRate || (!tt.wantRate && err != nil) {
+				t.Fatalf("Isolate() = %v, want budget *RateLimitError %v", err, tt.wantRate)
+			}
+			if rl != nil && (rl.Err != nil || rl.RetryAfter < time.Second) {
+				t.Errorf("Isolate() = %+v, want the client's own budget refusal", rl)
+			}
+			if hits.Load() != tt.wantHits {
+				t.Errorf("server hits = %d, want %d", hits.Load(), tt.wantHits)
+			}
+			if tokens.invalidates != 1 {
+				t.Errorf("Invalidate calls = %d, want 1", tokens.invalidates)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(times) == 2 {
+				if gap := times[1].Sub(times[0]); gap < tt.wantGap {
+					t.Errorf("re-send %v after the first request, want at least %v (one call a minute)", gap, tt.wantGap)
+				}
+			}
+		})
+	}
+}
+
+// TestUnauthorizedResendNotARetry checks that the re-send after a 401 does
+// not use up a retry: with retries off, a 429 after it is still not
+// retried, and with one retry a 429 after it is retried once.
+func TestUnauthorizedResendNotARetry(t *testing.T) {
+	var hits atomic.Int32
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch hits.Add(1) {
+		case 1:
+			w.WriteHeader(http.StatusUnauthorized)
+		case 2:
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+		default:
+			_, _ = io.WriteString(w, `{"id":"`+machineID1+`"}`)
+		}
+	})
+	c, _ := newTestClient(t, h, &fakeTokens{}, &Options{MaxRetries: 1})
+	if _, err := c.GetMachine(context.Background(), machineID1); err != nil {
+		t.Errorf("GetMachine() = %v, want success on the third request", err)
+	}
+	if hits.Load() != 3 {
+		t.Errorf("server hits = %d, want 3 (first, re-send after 401, one retry after 429)", hits.Load())
 	}
 }

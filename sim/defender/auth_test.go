@@ -31,6 +31,10 @@ func principalFromHeader(r *http.Request) (Principal, error) {
 func TestAuthorization(t *testing.T) {
 	f := newFixture(t, Options{Authorize: principalFromHeader, RateLimits: &RateLimits{}})
 	isolateBody := `{"Comment":"x"}`
+	// An action to cancel and ask a package of (an isolation: 400, allowed).
+	r := f.do(t, "POST", "/api/machines/"+UniqueMachineID+"/isolate", isolateBody, map[string]string{"Authorization": "Bearer x", "X-Roles": RoleMachineIsolate})
+	var act actionJSON
+	mustJSON(t, r.body, &act)
 	endpoints := []struct {
 		method, path, body  string
 		needRole, needScope string // the first required; the message must name it
@@ -43,6 +47,13 @@ func TestAuthorization(t *testing.T) {
 		{"GET", "/api/machineactions", "", RoleMachineReadAll, ScopeMachineRead},
 		{"POST", "/api/machines/" + DCMachineID + "/isolate", isolateBody, RoleMachineIsolate, ScopeMachineIsolate},
 		{"POST", "/api/machines/" + DCMachineID + "/unisolate", isolateBody, RoleMachineIsolate, ScopeMachineIsolate},
+		{"POST", "/api/machines/" + DCMachineID + "/runAntiVirusScan", `{"Comment":"x","ScanType":"Quick"}`, RoleMachineScan, ScopeMachineScan},
+		{"POST", "/api/machines/" + DCMachineID + "/restrictCodeExecution", isolateBody, RoleMachineRestrictExecution, ScopeMachineRestrictExecution},
+		{"POST", "/api/machines/" + DCMachineID + "/unrestrictCodeExecution", isolateBody, RoleMachineRestrictExecution, ScopeMachineRestrictExecution},
+		{"POST", "/api/machines/" + DCMachineID + "/collectInvestigationPackage", isolateBody, RoleMachineCollectForensics, ScopeMachineCollectForensics},
+		{"POST", "/api/machines/" + DCMachineID + "/StopAndQuarantineFile", `{"Comment":"x","Sha1":"` + sha1Doc + `"}`, RoleMachineStopAndQuarantine, ScopeMachineStopAndQuarantine},
+		{"POST", "/api/machineactions/" + act.ID + "/cancel", isolateBody, RoleMachineCollectForensics, ScopeMachineCollectForensics},
+		{"GET", "/api/machineactions/" + act.ID + "/GetPackageUri", "", RoleMachineReadAll, ScopeMachineCollectForensics},
 	}
 	for _, ep := range endpoints {
 		t.Run(ep.method+" "+ep.path, func(t *testing.T) {
@@ -81,7 +92,7 @@ func TestAuthorization(t *testing.T) {
 		})
 	}
 	// ReadWrite roles satisfy reads too.
-	r := f.do(t, "GET", "/api/alerts?$top=1", "", map[string]string{"Authorization": "Bearer x", "X-Roles": RoleAlertReadWriteAll})
+	r = f.do(t, "GET", "/api/alerts?$top=1", "", map[string]string{"Authorization": "Bearer x", "X-Roles": RoleAlertReadWriteAll})
 	if r.status != http.StatusOK {
 		t.Errorf("Alert.ReadWrite.All list = %d, want 200", r.status)
 	}
@@ -220,5 +231,70 @@ func TestAddMachineReplaceAndTimings(t *testing.T) {
 	}
 	if !f.srv.RemoveMachine(DCMachineID) || f.get(t, "/api/machines/"+DCMachineID).status != 404 {
 		t.Errorf("RemoveMachine did not remove")
+	}
+}
+
+// TestResponsePermissionAlternatives checks the permission tables of the
+// response action APIs where they list alternatives or differ between
+// application and delegated callers.
+func TestResponsePermissionAlternatives(t *testing.T) {
+	f := newFixture(t, Options{Authorize: principalFromHeader, RateLimits: &RateLimits{}})
+	hdr := func(kind, perms string) map[string]string {
+		return map[string]string{"Authorization": "Bearer x", kind: perms}
+	}
+	newAction := func() string {
+		t.Helper()
+		r := f.do(t, "POST", "/api/machines/"+KnownIPMachineID+"/runAntiVirusScan", `{"Comment":"s","ScanType":"Quick"}`, hdr("X-Roles", RoleMachineScan))
+		var a actionJSON
+		mustJSON(t, r.body, &a)
+		if r.status != http.StatusCreated {
+			t.Fatalf("scan = %d %s", r.status, r.body)
+		}
+		return a.ID
+	}
+	// Cancel: any one action permission, application or delegated.
+	for _, perm := range permCancel.roles {
+		for _, kind := range []string{"X-Roles", "X-Scopes"} {
+			id := newAction()
+			if r := f.do(t, "POST", "/api/machineactions/"+id+"/cancel", `{"Comment":"c"}`, hdr(kind, perm)); r.status != http.StatusOK {
+				t.Errorf("cancel with %s %s = %d %s, want 200", kind, perm, r.status, r.body)
+			}
+		}
+	}
+	tests := []struct {
+		name, method, path, body string
+		hdr                      map[string]string
+		want                     int
+		wantNamed                string // in the 403 message
+	}{
+		{"quarantine with Machine.Read.All (documented alternative)", "POST", "/api/machines/" + DCMachineID + "/StopAndQuarantineFile",
+			`{"Comment":"q","Sha1":"` + sha1Doc + `"}`, hdr("X-Roles", RoleMachineReadAll), http.StatusCreated, ""},
+		{"quarantine delegated with Machine.Read", "POST", "/api/machines/" + DCMachineID + "/StopAndQuarantineFile",
+			`{"Comment":"q","Sha1":"` + sha1Doc + `"}`, hdr("X-Scopes", ScopeMachineRead), http.StatusForbidden, ScopeMachineStopAndQuarantine},
+		{"package URI app with Machine.CollectForensics only", "GET", "/api/machineactions/" + newGUID() + "/GetPackageUri", "",
+			hdr("X-Roles", RoleMachineCollectForensics), http.StatusForbidden, RoleMachineReadAll},
+		{"package URI app with Machine.ReadWrite.All", "GET", "/api/machineactions/" + newGUID() + "/GetPackageUri", "",
+			hdr("X-Roles", RoleMachineReadWriteAll), http.StatusNotFound, ""},
+		{"package URI delegated with Machine.Read", "GET", "/api/machineactions/" + newGUID() + "/GetPackageUri", "",
+			hdr("X-Scopes", ScopeMachineRead), http.StatusForbidden, ScopeMachineCollectForensics},
+		{"scan with Machine.Isolate", "POST", "/api/machines/" + DCMachineID + "/runAntiVirusScan", `{"Comment":"s","ScanType":"Full"}`,
+			hdr("X-Roles", RoleMachineIsolate), http.StatusForbidden, RoleMachineScan},
+		{"restrict with Machine.ReadWrite.All", "POST", "/api/machines/" + DCMachineID + "/restrictCodeExecution", `{"Comment":"r"}`,
+			hdr("X-Roles", RoleMachineReadWriteAll), http.StatusForbidden, RoleMachineRestrictExecution},
+		{"cancel with Machine.ReadWrite.All", "POST", "/api/machineactions/" + newGUID() + "/cancel", `{"Comment":"c"}`,
+			hdr("X-Roles", RoleMachineReadWriteAll), http.StatusForbidden, RoleMachineLiveResponse},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := f.do(t, tt.method, tt.path, tt.body, tt.hdr)
+			if r.status != tt.want {
+				t.Fatalf("%s %s = %d %s, want %d", tt.method, tt.path, r.status, r.body, tt.want)
+			}
+			if tt.wantNamed != "" {
+				if e := r.errorBody(t); e.Error.Code != CodeForbidden || !strings.Contains(e.Error.Message, tt.wantNamed) {
+					t.Errorf("403 %+v, want it to name %s", e.Error, tt.wantNamed)
+				}
+			}
+		})
 	}
 }

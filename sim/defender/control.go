@@ -9,7 +9,8 @@ import (
 // This file is the test control API: small, for tests and `mdefn dev`.
 
 // AddMachine adds m, or replaces the machine with the same ID (compared
-// case-insensitively). m.Isolated is its starting isolation state.
+// case-insensitively). m.Isolated and m.CodeRestricted are its starting
+// states.
 func (s *Server) AddMachine(m Machine) {
 	c := m.clone()
 	key := strings.ToLower(c.ID)
@@ -40,7 +41,7 @@ func (s *Server) RemoveMachine(id string) bool {
 }
 
 // Machine returns a copy of the machine with id (case-insensitive), its
-// Isolated field as of now.
+// Isolated and CodeRestricted fields as of now.
 func (s *Server) Machine(id string) (Machine, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -49,7 +50,9 @@ func (s *Server) Machine(id string) (Machine, bool) {
 		return Machine{}, false
 	}
 	c := m.clone()
-	c.Isolated = s.isolatedLocked(m, s.now())
+	now := s.now()
+	c.Isolated = s.isolatedLocked(m, now)
+	c.CodeRestricted = s.restrictedLocked(m, now)
 	return c, true
 }
 
@@ -62,6 +65,7 @@ func (s *Server) Machines() []Machine {
 	for _, m := range s.machines {
 		c := m.clone()
 		c.Isolated = s.isolatedLocked(m, now)
+		c.CodeRestricted = s.restrictedLocked(m, now)
 		out = append(out, c)
 	}
 	return out
@@ -145,16 +149,64 @@ func (s *Server) SetActionTimings(t ActionTimings) {
 
 // SetActionOutcome sets the final status of actions created from now on:
 // ActionSucceeded (the default), ActionFailed or ActionTimeOut. Only a
-// Succeeded action changes the device's isolation state.
+// Succeeded action changes the device's isolation or restriction state, and
+// only a Succeeded collection has a package.
 func (s *Server) SetActionOutcome(st ActionStatus) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.outcome = cmp.Or(st, ActionSucceeded)
 }
 
+// FailAction makes the Pending or InProgress action with id end Failed
+// (still at its completion time). It reports false, changing nothing, when
+// there is no such action or it has already ended.
+func (s *Server) FailAction(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.actionByID[strings.ToLower(id)]
+	if a == nil || !a.active(s.now()) {
+		return false
+	}
+	a.final = ActionFailed
+	return true
+}
+
+// failRule is one FailNextAction: empty fields match anything.
+type failRule struct {
+	machineID string // lowercase
+	typ       ActionType
+}
+
+// FailNextAction makes the next action created on machineID ("" for any
+// device) of type typ ("" for any type) end Failed instead of with the
+// SetActionOutcome status. Each call fails one action; calls queue up, the
+// oldest matching rule is used first. Reset forgets them. For example
+// FailNextAction(DCMachineID, ActionIsolate) fails the next isolation of
+// the domain controller, and FailNextAction("", "") the next action of all.
+func (s *Server) FailNextAction(machineID string, typ ActionType) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failRules = append(s.failRules, failRule{machineID: strings.ToLower(machineID), typ: typ})
+}
+
+// takeFailRuleLocked removes and reports the oldest FailNextAction rule
+// matching an action of type typ on machineID (lowercase).
+func (s *Server) takeFailRuleLocked(machineID string, typ ActionType) bool {
+	for i, r := range s.failRules {
+		if (r.machineID == "" || r.machineID == machineID) && (r.typ == "" || r.typ == typ) {
+			s.failRules = slices.Delete(s.failRules, i, i+1)
+			return true
+		}
+	}
+	return false
+}
+
 // SetRateLimits replaces the rate limits and forgets past calls. Zero
 // fields disable that window.
-func (s *Server) SetRateLimits(rl RateLimits) { s.limiter.set(rl) }
+func (s *Server) SetRateLimits(rl RateLimits) {
+	s.limiter.set(rl)
+	s.pkgLimiter.set(RateLimits{PerMinute: rl.PackageURIPerMinute, PerHour: rl.PackageURIPerHour})
+}
 
 // Stats returns a copy of the call counters.
 func (s *Server) Stats() Stats { return s.stats.snapshot() }
@@ -163,8 +215,9 @@ func (s *Server) Stats() Stats { return s.stats.snapshot() }
 func (s *Server) ResetStats() { s.stats.reset() }
 
 // Reset restores the seeded data (same seed and base time), deletes every
-// action, and zeroes counters and rate-limit windows. Timings, outcome and
-// limits return to the Options' values.
+// action (so package links stop working), forgets FailNextAction rules,
+// and zeroes counters and rate-limit windows. Timings, outcome and limits
+// return to the Options' values.
 func (s *Server) Reset() {
 	s.loadSeed()
 	s.mu.Lock()
@@ -173,11 +226,8 @@ func (s *Server) Reset() {
 		s.timings = *s.opts.ActionTimings
 	}
 	s.outcome = ActionSucceeded
+	s.failRules = nil
 	s.mu.Unlock()
-	rl := RateLimits{PerMinute: defaultPerMinute, PerHour: defaultPerHour}
-	if s.opts.RateLimits != nil {
-		rl = *s.opts.RateLimits
-	}
-	s.limiter.set(rl)
+	s.SetRateLimits(s.optRateLimits())
 	s.stats.reset()
 }

@@ -10,26 +10,46 @@
 //	GET  /api/machines               $filter $top $skip
 //	GET  /api/machines/{id}          id, or a computer name
 //	GET  /api/machines/findbyip(ip='10.1.2.3',timestamp=2024-09-22T08:44:05Z)
-//	POST /api/machines/{id}/isolate   {"Comment": "...", "IsolationType": "Full"}
-//	POST /api/machines/{id}/unisolate {"Comment": "..."}
-//	GET  /api/machineactions         $filter $top $skip
+//	POST /api/machines/{id}/isolate                     {"Comment": "...", "IsolationType": "Full"}
+//	POST /api/machines/{id}/unisolate                   {"Comment": "..."}
+//	POST /api/machines/{id}/runAntiVirusScan            {"Comment": "...", "ScanType": "Quick"}
+//	POST /api/machines/{id}/restrictCodeExecution       {"Comment": "..."}
+//	POST /api/machines/{id}/unrestrictCodeExecution     {"Comment": "..."}
+//	POST /api/machines/{id}/collectInvestigationPackage {"Comment": "..."}
+//	POST /api/machines/{id}/StopAndQuarantineFile       {"Comment": "...", "Sha1": "<40 hex>"}
+//	GET  /api/machineactions                            $filter $top $skip
 //	GET  /api/machineactions/{id}
+//	POST /api/machineactions/{id}/cancel                {"Comment": "..."}
+//	GET  /api/machineactions/{id}/GetPackageUri
 //
-// Every request is authorized by Options.Authorize (401), rate limited per
-// tenant and application (429 with Retry-After), and checked against the
-// permissions Microsoft documents for the endpoint (403 naming them). Every
-// error body is {"error":{"code","message","target"}} with a fresh
-// correlation GUID in target.
+// and, without a bearer token (the link carries its own signature), the
+// investigation package download links that GetPackageUri hands out:
+//
+//	GET  /packages/{id}?se=<expiry>&sig=<signature>
+//
+// Every API request is authorized by Options.Authorize (401), rate limited
+// per tenant and application (429 with Retry-After; GetPackageUri also has
+// its own, lower, documented limit), and checked against the permissions
+// Microsoft documents for the endpoint (403 naming them). Every error body
+// is {"error":{"code","message","target"}} with a fresh correlation GUID in
+// target.
 //
 // Data is seeded deterministically (see SeedOptions and the Seed* constants
 // for the records tests can rely on). Machine actions progress on the
 // Options.Now clock: Pending, then InProgress, then Succeeded (see
-// ActionTimings); the device's isolation state follows.
+// ActionTimings; SetActionOutcome, FailAction and FailNextAction make them
+// end otherwise); the device's isolation and app restriction states follow.
+// Only one action of a type may be Pending or InProgress on a device
+// (Isolate and Unisolate count as one type): another is refused with 400
+// ActiveRequestAlreadyExists. A Pending or InProgress action can be
+// cancelled. A Succeeded CollectInvestigationPackage action has a package,
+// downloadable for PackageURILifetime after GetPackageUri.
 //
 // A Server is safe for concurrent use.
 package defender
 
 import (
+	"crypto/rand"
 	"net/http"
 	"sync"
 	"time"
@@ -48,32 +68,52 @@ type Principal struct {
 // Delegated reports whether the principal came from a delegated (user) token.
 func (p Principal) Delegated() bool { return len(p.Scopes) > 0 }
 
-// Application permissions (app roles) of the WindowsDefenderATP API used here.
+// Application permissions (app roles) and delegated permissions (scopes) of
+// the WindowsDefenderATP API used here. The machine action permissions have
+// the same name in both kinds.
 const (
-	RoleAlertReadAll        = "Alert.Read.All"
-	RoleAlertReadWriteAll   = "Alert.ReadWrite.All"
-	RoleMachineReadAll      = "Machine.Read.All"
-	RoleMachineReadWriteAll = "Machine.ReadWrite.All"
-	RoleMachineIsolate      = "Machine.Isolate"
-	ScopeAlertRead          = "Alert.Read"
-	ScopeAlertReadWrite     = "Alert.ReadWrite"
-	ScopeMachineRead        = "Machine.Read"
-	ScopeMachineReadWrite   = "Machine.ReadWrite"
-	ScopeMachineIsolate     = "Machine.Isolate"
+	RoleAlertReadAll              = "Alert.Read.All"
+	RoleAlertReadWriteAll         = "Alert.ReadWrite.All"
+	RoleMachineReadAll            = "Machine.Read.All"
+	RoleMachineReadWriteAll       = "Machine.ReadWrite.All"
+	RoleMachineIsolate            = "Machine.Isolate"
+	RoleMachineScan               = "Machine.Scan"
+	RoleMachineRestrictExecution  = "Machine.RestrictExecution"
+	RoleMachineCollectForensics   = "Machine.CollectForensics"
+	RoleMachineStopAndQuarantine  = "Machine.StopAndQuarantine"
+	RoleMachineOffboard           = "Machine.Offboard"
+	RoleMachineLiveResponse       = "Machine.LiveResponse"
+	ScopeAlertRead                = "Alert.Read"
+	ScopeAlertReadWrite           = "Alert.ReadWrite"
+	ScopeMachineRead              = "Machine.Read"
+	ScopeMachineReadWrite         = "Machine.ReadWrite"
+	ScopeMachineIsolate           = "Machine.Isolate"
+	ScopeMachineScan              = "Machine.Scan"
+	ScopeMachineRestrictExecution = "Machine.RestrictExecution"
+	ScopeMachineCollectForensics  = "Machine.CollectForensics"
+	ScopeMachineStopAndQuarantine = "Machine.StopAndQuarantine"
+	ScopeMachineOffboard          = "Machine.Offboard"
+	ScopeMachineLiveResponse      = "Machine.LiveResponse"
 
 	// DefaultAppID is the application ID of DefaultPrincipal.
 	DefaultAppID = "5c1e7a9d-3b2f-4c6e-8a0d-7f4b2e9c1a56"
 
 	defaultPerMinute = 100
 	defaultPerHour   = 1500
+	// GetPackageUri's own documented limits.
+	defaultPackageURIPerMinute = 2
+	defaultPackageURIPerHour   = 120
 )
 
 // DefaultPrincipal is the caller assumed when Options.Authorize is nil: an
-// application of the seed tenant holding every application role above.
+// application of the seed tenant holding every application role the
+// simulator's endpoints need (not Machine.Offboard nor
+// Machine.LiveResponse, which only cancel accepts).
 var DefaultPrincipal = Principal{
 	TenantID: SeedTenantID,
 	AppID:    DefaultAppID,
-	Roles:    []string{RoleAlertReadAll, RoleAlertReadWriteAll, RoleMachineReadAll, RoleMachineReadWriteAll, RoleMachineIsolate},
+	Roles: []string{RoleAlertReadAll, RoleAlertReadWriteAll, RoleMachineReadAll, RoleMachineReadWriteAll, RoleMachineIsolate,
+		RoleMachineScan, RoleMachineRestrictExecution, RoleMachineCollectForensics, RoleMachineStopAndQuarantine},
 }
 
 // Options configure a Server. The zero value is usable.
@@ -85,18 +125,33 @@ type Options struct {
 	Now func() time.Time
 	// Seed sizes the seeded data; nil means DefaultSeed.
 	Seed *SeedOptions
-	// RateLimits; nil means Defender's 100 calls a minute and 1,500 an hour.
+	// RateLimits; nil means Defender's 100 calls a minute and 1,500 an hour
+	// (GetPackageUri: 2 and 120).
 	RateLimits *RateLimits
 	// ActionTimings; nil means DefaultActionTimings.
 	ActionTimings *ActionTimings
+	// PackageBaseURL is the scheme and host (and optional path prefix) of
+	// the investigation package links GetPackageUri hands out, for an
+	// embedder that serves PackageHandler on a listener of its own (as
+	// Defender serves packages from another host). Empty means the host the
+	// GetPackageUri request came to, whose ServeHTTP serves the links.
+	PackageBaseURL string
 }
 
 // RateLimits caps calls per tenant and application in sliding windows of
 // one minute and one hour. A zero field means no limit for that window.
+// PackageURIPerMinute and PerHour are GetPackageUri's own limits, applied
+// on top of the others (Defender documents 2 a minute and 120 an hour).
 type RateLimits struct {
-	PerMinute int
-	PerHour   int
+	PerMinute           int
+	PerHour             int
+	PackageURIPerMinute int
+	PackageURIPerHour   int
 }
+
+// defaultRateLimits are Defender's documented limits.
+var defaultRateLimits = RateLimits{PerMinute: defaultPerMinute, PerHour: defaultPerHour,
+	PackageURIPerMinute: defaultPackageURIPerMinute, PackageURIPerHour: defaultPackageURIPerHour}
 
 // ActionTimings say when a new machine action turns InProgress and when it
 // completes, counted from its creation.
@@ -125,9 +180,13 @@ type Server struct {
 	actionsByMachine map[string][]*action
 	timings          ActionTimings
 	outcome          ActionStatus
+	failRules        []failRule // FailNextAction, oldest first
 
-	limiter limiter
-	stats   statsCounter
+	packageKey []byte // signs package links
+
+	limiter    limiter
+	pkgLimiter limiter // GetPackageUri's own limits
+	stats      statsCounter
 }
 
 // New returns a Server with seeded data.
@@ -145,13 +204,19 @@ func New(opts Options) *Server {
 	if opts.ActionTimings != nil {
 		s.timings = *opts.ActionTimings
 	}
-	rl := RateLimits{PerMinute: defaultPerMinute, PerHour: defaultPerHour}
-	if opts.RateLimits != nil {
-		rl = *opts.RateLimits
-	}
-	s.limiter.set(rl)
+	s.packageKey = make([]byte, 32)
+	_, _ = rand.Read(s.packageKey)
+	s.SetRateLimits(s.optRateLimits())
 	s.outcome = ActionSucceeded
 	s.stats.reset()
 	s.loadSeed()
 	return s
+}
+
+// optRateLimits returns the Options' rate limits, or Defender's.
+func (s *Server) optRateLimits() RateLimits {
+	if s.opts.RateLimits != nil {
+		return *s.opts.RateLimits
+	}
+	return defaultRateLimits
 }

@@ -8,10 +8,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The testdata/*.json files are Microsoft's documented example objects
-// (List alerts example 2, OData sample 3, Get machineAction, Common errors).
+// (List alerts example 2, OData sample 3, Get machineAction, Common errors,
+// List MachineActions example 1, Get package SAS URI).
 
 func loadDoc(t *testing.T, name string) map[string]any {
 	t.Helper()
@@ -208,4 +210,139 @@ func TestAlertMarshalJSON(t *testing.T) {
 	if want := "ctl\x01 \"q\" \\ \ufffd bad utf8 \u2029"; got.Title != want || len(got.Evidence) != 3 {
 		t.Errorf("round trip title = %q, evidence %d; want %q, 3", got.Title, len(got.Evidence), want)
 	}
+}
+
+// TestDocumentedResponseActionExamples replays the request examples of
+// Microsoft's response action API pages verbatim (path and body) and
+// compares the answers with the documented objects: machineactions.json is
+// "List MachineActions API" example 1, packageuri.json the "Get package SAS
+// URI API" response example.
+func TestDocumentedResponseActionExamples(t *testing.T) {
+	f := newTLSFixture(t, Options{RateLimits: &RateLimits{}})
+	const docMachine = "1e5bc9d7e413ddd7902c2932e418702b84d0cc07" // the device of the examples
+	m, _ := f.srv.Machine(KnownIPMachineID)
+	m.ID, m.ComputerDNSName = docMachine, "desktop-test"
+	f.srv.AddMachine(m)
+
+	action := loadDoc(t, "machineaction.json")
+	listed := map[string]map[string]any{}
+	for _, v := range loadDoc(t, "machineactions.json")["value"].([]any) {
+		a := v.(map[string]any)
+		// The list example alone spells it lastUpdateTimeUtc; the resource
+		// page and every other example say lastUpdateDateTimeUtc.
+		a["lastUpdateDateTimeUtc"] = a["lastUpdateTimeUtc"]
+		delete(a, "lastUpdateTimeUtc")
+		listed[a["type"].(string)] = a
+	}
+
+	examples := []struct {
+		path, body string
+		typ        string
+		check      func(got map[string]any) string
+	}{
+		{"/api/machines/1e5bc9d7e413ddd7902c2932e418702b84d0cc07/runAntiVirusScan", `{
+  "Comment": "Check machine for viruses due to alert 3212",
+  "ScanType": "Full"
+}`, "RunAntiVirusScan", func(got map[string]any) string {
+			if got["scope"] != "Full" {
+				return fmt.Sprintf("scope %v, want Full as in the list example", got["scope"])
+			}
+			return ""
+		}},
+		{"/api/machines/1e5bc9d7e413ddd7902c2932e418702b84d0cc07/restrictCodeExecution", `{
+  "Comment": "Restrict code execution due to alert 1234"
+}`, "RestrictCodeExecution", nil},
+		{"/api/machines/1e5bc9d7e413ddd7902c2932e418702b84d0cc07/unrestrictCodeExecution", `{
+  "Comment": "Unrestrict code execution since machine was cleaned and validated"
+}
+
+`, "UnrestrictCodeExecution", nil},
+		// The collection example's device ID has 32 characters, no device
+		// has it: the body is replayed on the examples' other device.
+		{"/api/machines/1e5bc9d7e413ddd7902c2932e418702b84d0cc07/collectInvestigationPackage", `{
+  "Comment": "Collect forensics due to alert 1234"
+}`, "CollectInvestigationPackage", nil},
+		{"/api/machines/1e5bc9d7e413ddd7902c2932e418702b84d0cc07/StopAndQuarantineFile", `{
+  "Comment": "Stop and quarantine file on machine due to alert 441688558380765161_2136280442",
+  "Sha1": "87662bc3d60e4200ceaf7aae249d1c343f4b83c9"
+}`, "StopAndQuarantineFile", func(got map[string]any) string {
+			want := map[string]any{"fileIdentifier": "87662bc3d60e4200ceaf7aae249d1c343f4b83c9", "fileIdentifierType": "Sha1"}
+			if d := sameShape("relatedFileInfo", listed["StopAndQuarantineFile"]["relatedFileInfo"], got["relatedFileInfo"]); len(d) > 0 || fmt.Sprint(got["relatedFileInfo"]) != fmt.Sprint(want) {
+				return fmt.Sprintf("relatedFileInfo %v, want %v", got["relatedFileInfo"], want)
+			}
+			return ""
+		}},
+	}
+	ids := map[string]string{}
+	for _, ex := range examples {
+		t.Run("POST "+ex.path, func(t *testing.T) {
+			r := f.post(t, ex.path, ex.body)
+			if r.status != http.StatusCreated {
+				t.Fatalf("POST %s = %d %s, want 201", ex.path, r.status, r.body)
+			}
+			var got map[string]any
+			mustJSON(t, r.body, &got)
+			if got["type"] != ex.typ || got["status"] != "Pending" || got["machineId"] != docMachine {
+				t.Errorf("answer type %v status %v machine %v, want a Pending %s on %s", got["type"], got["status"], got["machineId"], ex.typ, docMachine)
+			}
+			for _, doc := range []map[string]any{action, listed[ex.typ]} {
+				if doc == nil {
+					continue
+				}
+				if d := sameShape("action", doc, got); len(d) > 0 {
+					t.Errorf("answer differs from the documented MachineAction:\n%s", strings.Join(d, "\n"))
+				}
+			}
+			if ex.check != nil {
+				if msg := ex.check(got); msg != "" {
+					t.Error(msg)
+				}
+			}
+			ids[ex.typ] = got["id"].(string)
+		})
+	}
+
+	t.Run("POST cancel (documented request)", func(t *testing.T) {
+		r := f.post(t, "/api/machineactions/"+ids["RestrictCodeExecution"]+"/cancel", `{
+    "Comment": "Machine action was canceled by automation"
+}`)
+		var got map[string]any
+		mustJSON(t, r.body, &got)
+		if r.status != http.StatusOK || got["status"] != "Cancelled" || got["cancellationComment"] != "Machine action was canceled by automation" {
+			t.Fatalf("cancel = %d %s, want 200 Cancelled with the comment", r.status, r.body)
+		}
+		if d := sameShape("action", action, got); len(d) > 0 {
+			t.Errorf("cancel answer differs from the documented MachineAction:\n%s", strings.Join(d, "\n"))
+		}
+	})
+
+	t.Run("GET GetPackageUri (documented response)", func(t *testing.T) {
+		f.clock.Advance(time.Minute)
+		r := f.get(t, "/api/machineactions/"+ids["CollectInvestigationPackage"]+"/GetPackageUri")
+		var got map[string]any
+		mustJSON(t, r.body, &got)
+		if d := sameShape("answer", loadDoc(t, "packageuri.json"), got); len(d) > 0 || r.status != http.StatusOK {
+			t.Fatalf("GetPackageUri = %d, differs from the documented answer:\n%s", r.status, strings.Join(d, "\n"))
+		}
+		if ctx := got["@odata.context"].(string); !strings.HasSuffix(ctx, "/api/$metadata#Edm.String") {
+			t.Errorf("@odata.context = %q, want the documented #Edm.String", ctx)
+		}
+		if link := got["value"].(string); !strings.HasPrefix(link, "https://") {
+			t.Errorf("package link %q is not https", link)
+		}
+	})
+
+	t.Run("GET machineactions (documented example 2)", func(t *testing.T) {
+		got, r := list[map[string]any](t, f, "/api/machineactions?$filter=machineId%20eq%20'"+docMachine+"'&$top=2")
+		if r.status != http.StatusOK || len(got) != 2 {
+			t.Fatalf("list = %d, %d values; want 200 and 2", r.status, len(got))
+		}
+		for _, a := range got {
+			if doc := listed[a["type"].(string)]; doc != nil {
+				if d := sameShape("value", doc, a); len(d) > 0 {
+					t.Errorf("listed %v differs from the documented one:\n%s", a["type"], strings.Join(d, "\n"))
+				}
+			}
+		}
+	})
 }

@@ -18,6 +18,7 @@ const (
 	CodeODataError                 = "ODataError"
 	CodeInvalidInput               = "InvalidInput"
 	CodeInvalidRequestBody         = "InvalidRequestBody"
+	CodeInvalidHashValue           = "InvalidHashValue"
 	CodeInvalidIPAddress           = "InvalidIpAddress"
 	CodeMissingRequiredParameter   = "MissingRequiredParameter"
 	CodeActiveRequestAlreadyExists = "ActiveRequestAlreadyExists"

@@ -50,6 +50,18 @@ func newFixture(t testing.TB, opts Options) *fixture {
 	return &fixture{srv: s, http: hs, clock: clock}
 }
 
+// newTLSFixture is newFixture over HTTPS, as Defender (and package links)
+// are served.
+func newTLSFixture(t testing.TB, opts Options) *fixture {
+	t.Helper()
+	clock := &fakeClock{t: testBase}
+	opts.Now = clock.Now
+	s := New(opts)
+	hs := httptest.NewTLSServer(s)
+	t.Cleanup(hs.Close)
+	return &fixture{srv: s, http: hs, clock: clock}
+}
+
 type response struct {
 	status int
 	header http.Header
@@ -80,7 +92,11 @@ func (f *fixture) do(t testing.TB, method, path string, body string, hdr map[str
 	if body != "" {
 		rd = strings.NewReader(body)
 	}
-	req, err := http.NewRequest(method, f.http.URL+path, rd)
+	target := path
+	if !strings.HasPrefix(path, "http://") && !strings.HasPrefix(path, "https://") {
+		target = f.http.URL + path
+	}
+	req, err := http.NewRequest(method, target, rd)
 	if err != nil {
 		t.Fatal(err)
 	}

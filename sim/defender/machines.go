@@ -12,7 +12,8 @@ import (
 // names. Nullable fields are null on the wire when empty: "" strings
 // (OSVersion, AADDeviceID, MergedIntoMachineID) and a 0 OSBuild.
 //
-// Isolated and IPHistory are simulator state and never serialized.
+// Isolated, CodeRestricted and IPHistory are simulator state and never
+// serialized.
 type Machine struct {
 	ID                     string
 	ComputerDNSName        string
@@ -48,6 +49,9 @@ type Machine struct {
 	// the starting state; Server.Machine reports it as completed Isolate and
 	// Unisolate actions have left it.
 	Isolated bool
+	// CodeRestricted is the device's app restriction state, like Isolated
+	// for RestrictCodeExecution and UnrestrictCodeExecution actions.
+	CodeRestricted bool
 	// IPHistory says when the device used which internal IP, for
 	// findbyip. Empty means LastIPAddress and IPAddresses were in use from
 	// FirstSeen to LastSeen.

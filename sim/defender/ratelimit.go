@@ -59,16 +59,25 @@ func (l *limiter) allow(key string, now time.Time) (bool, time.Duration) {
 
 // Stats are the server's call counters since New or the last ResetStats.
 type Stats struct {
-	// Calls counts requests per route, keyed like "GET /api/alerts",
+	// Calls counts API requests per route, keyed like "GET /api/alerts",
 	// "GET /api/alerts/{id}", "GET /api/machines/findbyip",
-	// "POST /api/machines/{id}/isolate", "GET /api/machineactions/{id}"
-	// (UnmatchedRoute for the rest). Every request counts, refused or not.
+	// "POST /api/machines/{id}/isolate" (and likewise unisolate,
+	// runAntiVirusScan, restrictCodeExecution, unrestrictCodeExecution,
+	// collectInvestigationPackage, StopAndQuarantineFile, spelled as
+	// documented), "GET /api/machineactions/{id}",
+	// "POST /api/machineactions/{id}/cancel",
+	// "GET /api/machineactions/{id}/GetPackageUri" (UnmatchedRoute for the
+	// rest). Every request counts, refused or not. Package downloads are
+	// not API requests: they count in PackageDownloads only.
 	Calls map[string]int
 	// CallsByApp counts authenticated requests per "tenantID/appID".
 	CallsByApp map[string]int
 	// Unauthorized counts 401 answers; Throttled counts 429 answers.
 	Unauthorized int
 	Throttled    int
+	// PackageDownloads counts investigation packages served (200 answers
+	// to package links).
+	PackageDownloads int
 }
 
 // Total returns the number of requests of every route.
@@ -106,9 +115,15 @@ func (c *statsCounter) count(route, app string, throttled bool) {
 	}
 }
 
+func (c *statsCounter) countDownload() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.st.PackageDownloads++
+}
+
 func (c *statsCounter) snapshot() Stats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return Stats{Calls: maps.Clone(c.st.Calls), CallsByApp: maps.Clone(c.st.CallsByApp),
-		Unauthorized: c.st.Unauthorized, Throttled: c.st.Throttled}
+		Unauthorized: c.st.Unauthorized, Throttled: c.st.Throttled, PackageDownloads: c.st.PackageDownloads}
 }

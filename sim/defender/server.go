@@ -14,10 +14,27 @@ type permission struct {
 	scopes []string
 }
 
+// The permission tables of Microsoft's API reference, one per endpoint.
 var (
 	permAlertsRead   = permission{[]string{RoleAlertReadAll, RoleAlertReadWriteAll}, []string{ScopeAlertRead, ScopeAlertReadWrite}}
 	permMachinesRead = permission{[]string{RoleMachineReadAll, RoleMachineReadWriteAll}, []string{ScopeMachineRead, ScopeMachineReadWrite}}
 	permIsolate      = permission{[]string{RoleMachineIsolate}, []string{ScopeMachineIsolate}}
+	permScan         = permission{[]string{RoleMachineScan}, []string{ScopeMachineScan}}
+	permRestrict     = permission{[]string{RoleMachineRestrictExecution}, []string{ScopeMachineRestrictExecution}}
+	permCollect      = permission{[]string{RoleMachineCollectForensics}, []string{ScopeMachineCollectForensics}}
+	// "Stop and quarantine file API" lists the two machine read roles as
+	// alternatives too (application permissions only).
+	permQuarantine = permission{[]string{RoleMachineStopAndQuarantine, RoleMachineReadAll, RoleMachineReadWriteAll},
+		[]string{ScopeMachineStopAndQuarantine}}
+	// "Get package SAS URI API": the machine read roles for an application,
+	// Machine.CollectForensics for a user.
+	permPackageURI = permission{[]string{RoleMachineReadAll, RoleMachineReadWriteAll}, []string{ScopeMachineCollectForensics}}
+	// "Cancel machine action API": any one of the action permissions.
+	permCancel = permission{
+		[]string{RoleMachineCollectForensics, RoleMachineIsolate, RoleMachineRestrictExecution, RoleMachineScan,
+			RoleMachineOffboard, RoleMachineStopAndQuarantine, RoleMachineLiveResponse},
+		[]string{ScopeMachineCollectForensics, ScopeMachineIsolate, ScopeMachineRestrictExecution, ScopeMachineScan,
+			ScopeMachineOffboard, ScopeMachineStopAndQuarantine, ScopeMachineLiveResponse}}
 )
 
 // UnmatchedRoute is the Stats.Calls key of requests that match no route.
@@ -29,6 +46,7 @@ type route struct {
 	method string
 	perm   permission
 	serve  func(w http.ResponseWriter, r *http.Request, p Principal) *apiError
+	extra  *limiter // a limit of this endpoint's own, on top of the server's
 }
 
 // match resolves r's path to a route. Unknown paths give nil.
@@ -40,40 +58,47 @@ func (s *Server) match(r *http.Request) *route {
 	coll := strings.ToLower(segs[1])
 	switch {
 	case coll == "alerts" && len(segs) == 2:
-		return &route{"GET /api/alerts", http.MethodGet, permAlertsRead,
-			func(w http.ResponseWriter, r *http.Request, _ Principal) *apiError { return s.listAlerts(w, r) }}
+		return &route{key: "GET /api/alerts", method: http.MethodGet, perm: permAlertsRead,
+			serve: func(w http.ResponseWriter, r *http.Request, _ Principal) *apiError { return s.listAlerts(w, r) }}
 	case coll == "alerts" && len(segs) == 3 && segs[2] != "":
-		return &route{"GET /api/alerts/{id}", http.MethodGet, permAlertsRead,
-			func(w http.ResponseWriter, r *http.Request, _ Principal) *apiError { return s.getAlert(w, r, segs[2]) }}
+		return &route{key: "GET /api/alerts/{id}", method: http.MethodGet, perm: permAlertsRead,
+			serve: func(w http.ResponseWriter, r *http.Request, _ Principal) *apiError { return s.getAlert(w, r, segs[2]) }}
 	case coll == "machines" && len(segs) == 2:
-		return &route{"GET /api/machines", http.MethodGet, permMachinesRead,
-			func(w http.ResponseWriter, r *http.Request, _ Principal) *apiError { return s.listMachines(w, r) }}
+		return &route{key: "GET /api/machines", method: http.MethodGet, perm: permMachinesRead,
+			serve: func(w http.ResponseWriter, r *http.Request, _ Principal) *apiError { return s.listMachines(w, r) }}
 	case coll == "machines" && len(segs) == 3 && strings.HasPrefix(strings.ToLower(segs[2]), "findbyip("):
-		return &route{"GET /api/machines/findbyip", http.MethodGet, permMachinesRead,
-			func(w http.ResponseWriter, r *http.Request, _ Principal) *apiError {
+		return &route{key: "GET /api/machines/findbyip", method: http.MethodGet, perm: permMachinesRead,
+			serve: func(w http.ResponseWriter, r *http.Request, _ Principal) *apiError {
 				return s.findMachinesByIP(w, r, segs[2])
 			}}
 	case coll == "machines" && len(segs) == 3 && segs[2] != "":
-		return &route{"GET /api/machines/{id}", http.MethodGet, permMachinesRead,
-			func(w http.ResponseWriter, r *http.Request, _ Principal) *apiError {
+		return &route{key: "GET /api/machines/{id}", method: http.MethodGet, perm: permMachinesRead,
+			serve: func(w http.ResponseWriter, r *http.Request, _ Principal) *apiError {
 				return s.getMachine(w, r, segs[2])
 			}}
-	case coll == "machines" && len(segs) == 4 && strings.EqualFold(segs[3], "isolate"):
-		return &route{"POST /api/machines/{id}/isolate", http.MethodPost, permIsolate,
-			func(w http.ResponseWriter, r *http.Request, p Principal) *apiError {
-				return s.postAction(w, r, p, segs[2], ActionIsolate)
-			}}
-	case coll == "machines" && len(segs) == 4 && strings.EqualFold(segs[3], "unisolate"):
-		return &route{"POST /api/machines/{id}/unisolate", http.MethodPost, permIsolate,
-			func(w http.ResponseWriter, r *http.Request, p Principal) *apiError {
-				return s.postAction(w, r, p, segs[2], ActionUnisolate)
+	case coll == "machines" && len(segs) == 4 && actionSpecs[strings.ToLower(segs[3])] != nil:
+		sp := actionSpecs[strings.ToLower(segs[3])]
+		return &route{key: "POST /api/machines/{id}/" + sp.verb, method: http.MethodPost, perm: sp.perm,
+			serve: func(w http.ResponseWriter, r *http.Request, p Principal) *apiError {
+				return s.postAction(w, r, p, segs[2], sp)
 			}}
 	case coll == "machineactions" && len(segs) == 2:
-		return &route{"GET /api/machineactions", http.MethodGet, permMachinesRead,
-			func(w http.ResponseWriter, r *http.Request, _ Principal) *apiError { return s.listActions(w, r) }}
+		return &route{key: "GET /api/machineactions", method: http.MethodGet, perm: permMachinesRead,
+			serve: func(w http.ResponseWriter, r *http.Request, _ Principal) *apiError { return s.listActions(w, r) }}
 	case coll == "machineactions" && len(segs) == 3 && segs[2] != "":
-		return &route{"GET /api/machineactions/{id}", http.MethodGet, permMachinesRead,
-			func(w http.ResponseWriter, r *http.Request, _ Principal) *apiError { return s.getAction(w, r, segs[2]) }}
+		return &route{key: "GET /api/machineactions/{id}", method: http.MethodGet, perm: permMachinesRead,
+			serve: func(w http.ResponseWriter, r *http.Request, _ Principal) *apiError { return s.getAction(w, r, segs[2]) }}
+	case coll == "machineactions" && len(segs) == 4 && strings.EqualFold(segs[3], "cancel"):
+		return &route{key: "POST /api/machineactions/{id}/cancel", method: http.MethodPost, perm: permCancel,
+			serve: func(w http.ResponseWriter, r *http.Request, p Principal) *apiError {
+				return s.cancelAction(w, r, p, segs[2])
+			}}
+	case coll == "machineactions" && len(segs) == 4 && strings.EqualFold(segs[3], "GetPackageUri"):
+		return &route{key: "GET /api/machineactions/{id}/GetPackageUri", method: http.MethodGet, perm: permPackageURI,
+			extra: &s.pkgLimiter,
+			serve: func(w http.ResponseWriter, r *http.Request, _ Principal) *apiError {
+				return s.getPackageURI(w, r, segs[2])
+			}}
 	}
 	return nil
 }
@@ -88,6 +113,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, &apiError{status: http.StatusInternalServerError, code: CodeInternalServerError, message: "internal error"})
 		}
 	}()
+	if isPackagePath(r.URL.Path) {
+		s.servePackage(w, r)
+		return
+	}
 	rt := s.match(r)
 	key := UnmatchedRoute
 	if rt != nil {
@@ -106,7 +135,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	app := p.TenantID + "/" + p.AppID
 
-	if ok, retry := s.limiter.allow(app, s.now()); !ok {
+	now := s.now()
+	ok, retry := s.limiter.allow(app, now)
+	if ok && rt != nil && rt.extra != nil {
+		ok, retry = rt.extra.allow(app, now)
+	}
+	if !ok {
 		s.stats.count(key, app, true)
 		writeError(w, &apiError{status: http.StatusTooManyRequests, code: CodeTooManyRequests, retryAfter: retry,
 			message: fmt.Sprintf("API calls quota exceeded! Please try again in %d seconds.", retrySeconds(retry))})
