@@ -33,7 +33,7 @@ type binding struct {
 	Connection string   `json:"connection"`
 }
 
-// readHostJSON checks the app folder's host.json (contract §3) and returns
+// readHostJSON checks the app folder's host.json and returns
 // the custom handler's executable path.
 func readHostJSON(t *testing.T, app string) string {
 	t.Helper()
@@ -89,8 +89,8 @@ func parseTimeSpan(s string) (time.Duration, bool) {
 	return time.Duration(h)*time.Hour + time.Duration(m)*time.Minute + time.Duration(sec)*time.Second, true
 }
 
-// readBindings checks each function folder's function.json against contract
-// §3 and returns the bindings by folder.
+// readBindings checks each function folder's function.json against what the
+// Azure Functions host needs and returns the bindings by folder.
 func readBindings(t *testing.T, app string) map[string][]binding {
 	t.Helper()
 	out := map[string][]binding{}

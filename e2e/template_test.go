@@ -103,7 +103,7 @@ func readTemplate(t *testing.T) (samTemplate, *yaml.Node) {
 	return tpl, &root
 }
 
-// TestTemplate checks template.yaml against contract §4 and the deployment
+// TestTemplate checks template.yaml against the Lambda deployment rules and the deployment
 // choices it documents: runtime, architecture, least-privilege policies,
 // IAM-authenticated Function URLs, the isolate queue and its dead letters.
 func TestTemplate(t *testing.T) {

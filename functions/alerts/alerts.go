@@ -1,6 +1,6 @@
 // Package alerts is the alerts function: it lists Defender alerts filtered by
 // severity, status, time and device, one $top/$skip page at a time, and
-// returns Defender's alert objects unmodified (contract §2).
+// returns Defender's alert objects unmodified.
 package alerts
 
 import (

@@ -1,7 +1,7 @@
 // Package tokencheck is the tokencheck function: it acquires the Defender
 // token exactly as the other functions do (or takes a supplied one), verifies
 // it against the tenant's published keys, and reports what it is and which
-// functions it allows (contract §2). The token itself is never in the answer.
+// functions it allows. The token itself is never in the answer.
 package tokencheck
 
 import (

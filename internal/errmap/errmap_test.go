@@ -96,7 +96,7 @@ func TestWrite(t *testing.T) {
 	}
 }
 
-// TestStatuses pins the contract's code → status list (contract §2).
+// TestStatuses pins the contract's code → status list.
 func TestStatuses(t *testing.T) {
 	want := map[envelope.Code]int{
 		"invalid_request": 400, "unauthorized": 401, "forbidden": 403, "protected_device": 403, "not_found": 404,

@@ -17,7 +17,7 @@ import (
 // successes and failures (refused token, upstream errors, bad input, a bad
 // webhook signature, a supplied token), and asserts that no canary (client
 // secret, password, private key, webhook secret, any issued token) appears
-// in any answer, header or log line (§5).
+// in any answer, header or log line.
 func TestLeakCanary(t *testing.T) {
 	t.Parallel()
 	pwJSON, _ := json.Marshal(map[string]string{"username": canaryUserUPN, "password": canaryUserPassword})
@@ -93,7 +93,7 @@ func TestLeakCanary(t *testing.T) {
 
 // TestWebhookHardening: through the HTTP surface, a missing or invalid
 // signature, a wrong prefix, a body altered after signing and an oversize
-// body are refused (401 or 413) before any upstream call (§6).
+// body are refused (401 or 413) before any upstream call.
 func TestWebhookHardening(t *testing.T) {
 	t.Parallel()
 	s := newSim(t, nil)

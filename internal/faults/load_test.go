@@ -46,7 +46,7 @@ func (st *stack) setDefender(t testing.TB, o *atp.Options) {
 }
 
 // TestColdProcessThousandAlerts: 1,000 concurrent alerts calls on a cold
-// process make one token request and one secret read (§3).
+// process make one token request and one secret read.
 // It runs alone (not parallel): its load would skew the timing of others.
 func TestColdProcessThousandAlerts(t *testing.T) {
 	s := shared
@@ -88,7 +88,7 @@ func TestColdProcessThousandAlerts(t *testing.T) {
 
 // TestHundredIsolateDeliveries: 100 concurrent identical isolate deliveries
 // through the HTTP surface make exactly one Defender isolate action; every
-// answer is a success naming that action (§3).
+// answer is a success naming that action.
 func TestHundredIsolateDeliveries(t *testing.T) {
 	t.Parallel()
 	s := newSim(t, &sim.Options{Defender: defender.Options{RateLimits: &defender.RateLimits{}}})
@@ -148,7 +148,7 @@ func scaledSleep(s *sim.Sim) func(ctx context.Context, d time.Duration) error {
 
 // TestThrottlingGenerousDeadlines: a burst larger than Defender's limit
 // (scaled to 20 calls a minute, on a 100-times faster clock) finishes with
-// zero failures and never draws a 429 from Defender (§4).
+// zero failures and never draws a 429 from Defender.
 func TestThrottlingGenerousDeadlines(t *testing.T) {
 	t.Parallel()
 	const limit, calls = 20, 50
@@ -180,7 +180,7 @@ func TestThrottlingGenerousDeadlines(t *testing.T) {
 
 // TestThrottlingShortDeadlines: with Defender's limit (scaled to 20 a
 // minute) exhausted and a deadline Defender's Retry-After outlasts, callers
-// get 429 throttled with Retry-After, promptly (§4).
+// get 429 throttled with Retry-After, promptly.
 func TestThrottlingShortDeadlines(t *testing.T) {
 	t.Parallel()
 	const limit, calls = 20, 40
@@ -217,7 +217,7 @@ func TestThrottlingShortDeadlines(t *testing.T) {
 // TestIsolationBudgetStorm: a storm of isolate requests for many different
 // devices through the HTTP surface starts no more isolations than
 // MDE_MAX_ISOLATIONS_PER_HOUR; the rest are 429 isolation_budget_exceeded
-// with Retry-After (§7). Releases are not counted nor refused.
+// with Retry-After. Releases are not counted nor refused.
 func TestIsolationBudgetStorm(t *testing.T) {
 	t.Parallel()
 	const budget, storm = 5, 30

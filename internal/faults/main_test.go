@@ -28,7 +28,7 @@ import (
 )
 
 // Canary values: every credential the suite hands the functions. None of them
-// may ever appear in an answer, an error or a log line (§5).
+// may ever appear in an answer, an error or a log line.
 const (
 	canaryClientID     = "c0ffee00-1111-4222-8333-444455556666"
 	canaryClientSecret = "CANARY~client~secret~7f3a9b2e4d6c8a0e"

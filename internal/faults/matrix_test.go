@@ -236,7 +236,7 @@ func closedURL(t *testing.T) string {
 }
 
 // TestFaultMatrix runs every function against every upstream failing in
-// every way of faultCases (§1). Each case asserts the contract's code and
+// every way of faultCases. Each case asserts the contract's code and
 // status, an answer before the deadline, Retry-After on 429, nothing secret
 // in the answer or the logs, and, for the isolate action, that Defender saw
 // no retried POST unless it answered 429.

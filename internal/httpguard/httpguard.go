@@ -9,7 +9,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"io"
 	"net/http"
 	"slices"
@@ -21,7 +20,7 @@ import (
 	"github.com/mdefn/mdefn/internal/invocation"
 )
 
-// MaxBody is the largest request body accepted (contract §2: 1 MiB).
+// MaxBody is the largest request body accepted (1 MiB).
 const MaxBody = 1 << 20
 
 // SignatureHeader carries the webhook signature.
@@ -111,10 +110,6 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 	defer r.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, tooLarge
-		}
 		return nil, &envelope.Error{Code: envelope.InvalidRequest, Message: "could not read the request body", Err: err}
 	}
 	if int64(len(b)) > limit {

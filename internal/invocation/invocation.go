@@ -21,7 +21,7 @@ const (
 )
 
 // PlatformAuthenticated reports whether the platform itself authenticated the
-// delivery, so that the webhook signature is not required (contract §1).
+// delivery, so that the webhook signature is not required (queue, SQS and EventBridge deliveries).
 func (t Trigger) PlatformAuthenticated() bool { return t != HTTP && t != "" }
 
 // Info describes one invocation.

@@ -1,5 +1,5 @@
 // Package openapi embeds and serves the OpenAPI 3.1 description of the HTTP
-// surface (contract §2).
+// surface.
 package openapi
 
 import (

@@ -25,7 +25,7 @@ import (
 // the handlers it returns are then safe for concurrent use.
 type App struct {
 	// Functions maps a function name ("alerts", "isolate", "tokencheck") to
-	// the handler implementing contract §2 for it. A name not in the map is
+	// the handler implementing its HTTP surface. A name not in the map is
 	// answered 404 not_found.
 	Functions map[string]http.Handler
 

@@ -12,7 +12,7 @@ import (
 	"github.com/mdefn/mdefn/internal/invocation"
 )
 
-// AzureHandler returns the Azure Functions custom handler (contract §3):
+// AzureHandler returns the Azure Functions custom handler:
 //
 //   - GET / answers 200: the handler is ready.
 //   - /api/<function> and /api/openapi.json: raw HTTP from the host

@@ -21,7 +21,7 @@ const invocationIDHeader = "X-Azure-Functions-InvocationId"
 // host has checked it, the functions never see it.
 const azureKeyParam = "code"
 
-// HTTPHandler returns the handler of the HTTP surface (contract §2) for the
+// HTTPHandler returns the handler of the HTTP surface for the
 // local server: /api/<function> runs that function, /api/openapi.json the
 // OpenAPI handler, anything else is answered 404 not_found. Each request is an
 // invocation with trigger invocation.HTTP and the deadline a.Timeout.

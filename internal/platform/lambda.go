@@ -80,7 +80,7 @@ func isHTTPContext(raw json.RawMessage) bool {
 	return metaString(h["method"]) != ""
 }
 
-// LambdaHandler returns the Lambda handler of one function (contract §4),
+// LambdaHandler returns the Lambda handler of one function,
 // for lambda.Start. The event kind is recognised from its shape:
 //
 //   - Function URL / API Gateway HTTP API (payload version 2.0): the HTTP

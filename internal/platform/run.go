@@ -15,7 +15,7 @@ import (
 // DefaultListenAddr is where the local server listens without MDE_LISTEN_ADDR.
 const DefaultListenAddr = "127.0.0.1:7071"
 
-// Run serves a on the runtime getenv describes (contract §1) until ctx ends:
+// Run serves a on the runtime getenv describes until ctx ends:
 //
 //   - AWS_LAMBDA_RUNTIME_API set: AWS Lambda, serving function (the
 //     bootstrap's one function; empty or unknown is an error). aws-lambda-go

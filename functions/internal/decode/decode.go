@@ -8,8 +8,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -128,7 +128,7 @@ func ParseBool(s string) (bool, error) {
 }
 
 // JSON decodes body into v strictly: one JSON object, no unknown fields, no
-// trailing data. Errors are contract invalid_request errors naming the field.
+// trailing data. Errors are invalid_request errors naming the field.
 func JSON(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil
@@ -136,7 +136,7 @@ func JSON(body []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return invalid(err)
+		return invalid(err, body, v)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return envelope.Errorf(envelope.InvalidRequest, "the request body must hold exactly one JSON object")
@@ -144,7 +144,7 @@ func JSON(body []byte, v any) error {
 	return nil
 }
 
-func invalid(err error) error {
+func invalid(err error, body []byte, v any) error {
 	var ute *json.UnmarshalTypeError
 	var se *json.SyntaxError
 	switch {
@@ -157,23 +157,47 @@ func invalid(err error) error {
 		return envelope.Errorf(envelope.InvalidRequest, "the request body is not valid JSON (at byte %d)", se.Offset)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		return envelope.Errorf(envelope.InvalidRequest, "unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
-	case strings.HasPrefix(err.Error(), "json: cannot unmarshal"):
-		return envelope.Errorf(envelope.InvalidRequest, "the request body must be a JSON object")
 	}
-	var fe *fieldError
-	if errors.As(err, &fe) {
-		return envelope.Errorf(envelope.InvalidRequest, "%s", fe.Error())
+	// A field's own decoder (Bool, Int, StringList) refused its value:
+	// encoding/json does not say which field, so find it.
+	if name := failingField(body, v); name != "" {
+		return envelope.Errorf(envelope.InvalidRequest, "field %q: %s", name, err.Error())
 	}
-	msg := err.Error()
-	if i := strings.Index(msg, "Go struct field "); i >= 0 {
-		msg = msg[i+len("Go struct field "):]
-	}
-	return envelope.Errorf(envelope.InvalidRequest, "invalid request body: %s", strings.TrimPrefix(msg, "json: "))
+	return envelope.Errorf(envelope.InvalidRequest, "invalid request body: %s", strings.TrimPrefix(err.Error(), "json: "))
 }
 
-type fieldError struct{ field, reason string }
+// failingField returns the JSON name of the top-level field of *v whose
+// value in body does not decode on its own, or "".
+func failingField(body []byte, v any) string {
+	var raw map[string]json.RawMessage
+	rt := reflect.TypeOf(v)
+	if json.Unmarshal(body, &raw) != nil || rt.Kind() != reflect.Pointer || rt.Elem().Kind() != reflect.Struct {
+		return ""
+	}
+	return findFailing(rt.Elem(), raw)
+}
 
-func (e *fieldError) Error() string { return fmt.Sprintf("field %q: %s", e.field, e.reason) }
+func findFailing(rt reflect.Type, raw map[string]json.RawMessage) string {
+	for i := range rt.NumField() {
+		f := rt.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct {
+			if n := findFailing(f.Type, raw); n != "" {
+				return n
+			}
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		for k, msg := range raw {
+			if strings.EqualFold(k, name) && json.Unmarshal(msg, reflect.New(f.Type).Interface()) != nil {
+				return k
+			}
+		}
+	}
+	return ""
+}
 
 var dayRe = regexp.MustCompile(`^(\d+(?:\.\d+)?)d`)
 

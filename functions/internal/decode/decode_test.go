@@ -87,3 +87,30 @@ func TestJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestJSONNamesTheField: a value refused by a field's own decoder (Bool,
+// Int, StringList) is reported with the field's JSON name, embedded structs
+// included.
+func TestJSONNamesTheField(t *testing.T) {
+	type inner struct {
+		Flag Bool `json:"dryRun"`
+	}
+	type req struct {
+		inner
+		Top  Int        `json:"top"`
+		List StringList `json:"severity"`
+	}
+	for body, want := range map[string]string{
+		`{"dryRun":"maybe"}`: `field "dryRun": want true or false`,
+		`{"top":"ten"}`:      `field "top": want a whole number`,
+		`{"severity":5}`:     `field "severity": want a string or an array of strings`,
+		`{"Top":"x"}`:        `field "Top": want a whole number`,
+	} {
+		var r req
+		err := JSON([]byte(body), &r)
+		var e *envelope.Error
+		if !errors.As(err, &e) || e.Code != envelope.InvalidRequest || e.Message != want {
+			t.Errorf("JSON(%s) = %v, want invalid_request %q", body, err, want)
+		}
+	}
+}
