@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mdefn/mdefn/functions"
 	"gopkg.in/yaml.v3"
 )
 
@@ -79,12 +80,20 @@ type samProperties struct {
 	} `yaml:"RedrivePolicy"`
 }
 
-// samFunctions are the template's functions and the bootstrap each builds.
-var samFunctions = map[string]string{
-	"AlertsFunction":     "alerts",
-	"IsolateFunction":    "isolate",
-	"TokenCheckFunction": "tokencheck",
-}
+// samFunctions are the template's functions (logical ID <Name>Function,
+// any case) and the bootstrap each builds, for every registered function.
+var samFunctions = func() map[string]string {
+	ids := map[string]string{"tokencheck": "TokenCheck"}
+	out := map[string]string{}
+	for _, name := range functions.Names() {
+		id, ok := ids[name]
+		if !ok {
+			id = strings.ToUpper(name[:1]) + name[1:]
+		}
+		out[id+"Function"] = name
+	}
+	return out
+}()
 
 func readTemplate(t *testing.T) (samTemplate, *yaml.Node) {
 	t.Helper()

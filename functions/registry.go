@@ -21,8 +21,12 @@ import (
 	"strings"
 
 	"github.com/mdefn/mdefn/functions/alerts"
+	"github.com/mdefn/mdefn/functions/collect"
 	"github.com/mdefn/mdefn/functions/internal/action"
 	"github.com/mdefn/mdefn/functions/isolate"
+	"github.com/mdefn/mdefn/functions/quarantine"
+	"github.com/mdefn/mdefn/functions/restrict"
+	"github.com/mdefn/mdefn/functions/scan"
 	"github.com/mdefn/mdefn/functions/tokencheck"
 	"github.com/mdefn/mdefn/internal/envelope"
 	"github.com/mdefn/mdefn/pkg/atp"
@@ -66,6 +70,9 @@ type Use struct {
 	// POST /api/machines/{id}/<Action>: retried only where Defender cannot
 	// have acted.
 	Action string
+	// Containment: the action is refused on a device carrying a protected
+	// tag (MDE_PROTECTED_TAGS).
+	Containment bool
 }
 
 // Example is a sample request. In Query and Body, {machineId} and
@@ -126,10 +133,70 @@ var All = []Spec{
 		},
 		Folders:        []string{"isolate-queue"},
 		PermanentCodes: []envelope.Code{envelope.IsolationBudgetExceeded},
-		Defender:       Use{Reads: true, Action: "isolate"},
+		Defender:       Use{Reads: true, Action: isolate.Kind.Path, Containment: isolate.Kind.Containment},
 		Example:        Example{Method: http.MethodPost, Body: `{"machineId":"{machineId}","comment":"suspected ransomware","ticket":"INC0012345"}`},
 		New: func(d *Deps) http.Handler {
 			return &isolate.Service{Client: d.Defender, Runner: d.runner, Logger: d.Logger}
+		},
+	},
+	{
+		Name:    "scan",
+		Summary: "run a Microsoft Defender Antivirus scan (Quick or Full) on a device",
+		Methods: scan.Methods,
+		Checks: []tokencheck.Check{
+			{Name: "scan", Needs: scan.Needs},
+			{Name: "scanByName", Needs: scan.NeedsByName},
+		},
+		Folders:  []string{"scan-queue"},
+		Defender: Use{Reads: true, Action: scan.Kind.Path},
+		Example:  Example{Method: http.MethodPost, Body: `{"machineId":"{machineId}","scanType":"Quick","comment":"scan after isolation","ticket":"INC0012345"}`},
+		New: func(d *Deps) http.Handler {
+			return &scan.Service{Client: d.Defender, Runner: d.runner, Logger: d.Logger}
+		},
+	},
+	{
+		Name:    "restrict",
+		Summary: "restrict a device to Microsoft-signed code (or lift it with release)",
+		Methods: restrict.Methods,
+		Checks: []tokencheck.Check{
+			{Name: "restrict", Needs: restrict.Needs},
+			{Name: "restrictByName", Needs: restrict.NeedsByName},
+		},
+		Folders:  []string{"restrict-queue"},
+		Defender: Use{Reads: true, Action: restrict.Kind.Path, Containment: restrict.Kind.Containment},
+		Example:  Example{Method: http.MethodPost, Body: `{"machineId":"{machineId}","comment":"contain while investigating","ticket":"INC0012345"}`},
+		New: func(d *Deps) http.Handler {
+			return &restrict.Service{Client: d.Defender, Runner: d.runner, Logger: d.Logger}
+		},
+	},
+	{
+		Name:    "collect",
+		Summary: "collect an investigation package from a device",
+		Methods: collect.Methods,
+		Checks: []tokencheck.Check{
+			{Name: "collect", Needs: collect.Needs},
+			{Name: "collectByName", Needs: collect.NeedsByName},
+		},
+		Folders:  []string{"collect-queue"},
+		Defender: Use{Reads: true, Action: collect.Kind.Path},
+		Example:  Example{Method: http.MethodPost, Body: `{"machineId":"{machineId}","comment":"forensics for the ticket","ticket":"INC0012345"}`},
+		New: func(d *Deps) http.Handler {
+			return &collect.Service{Client: d.Defender, Runner: d.runner, Logger: d.Logger}
+		},
+	},
+	{
+		Name:    "quarantine",
+		Summary: "stop a file's processes on a device and quarantine it (by SHA-1)",
+		Methods: quarantine.Methods,
+		Checks: []tokencheck.Check{
+			{Name: "quarantine", Needs: quarantine.Needs},
+			{Name: "quarantineByName", Needs: quarantine.NeedsByName},
+		},
+		Folders:  []string{"quarantine-queue"},
+		Defender: Use{Reads: true, Action: quarantine.Kind.Path},
+		Example:  Example{Method: http.MethodPost, Body: `{"machineId":"{machineId}","sha1":"87662bc3d60e4200ceaf7aae249d1c343f4b83c9","comment":"known bad dropper","ticket":"INC0012345"}`},
+		New: func(d *Deps) http.Handler {
+			return &quarantine.Service{Client: d.Defender, Runner: d.runner, Logger: d.Logger}
 		},
 	},
 	{

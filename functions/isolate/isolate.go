@@ -12,24 +12,17 @@ import (
 
 	"github.com/mdefn/mdefn/functions/internal/action"
 	"github.com/mdefn/mdefn/pkg/atp"
-	"github.com/mdefn/mdefn/pkg/auth"
 )
 
 // Methods are the HTTP methods the function answers.
 var Methods = []string{http.MethodPost}
 
-// Needs is what a token must hold to isolate a device named by machineId.
-var Needs = auth.Needs{
-	App:       []auth.AnyOf{{"Machine.Isolate"}},
-	Delegated: []auth.AnyOf{{"Machine.Isolate"}},
-}
-
-// NeedsByName is what a token must hold to isolate a device named by
-// deviceName or ipAddress: the device is looked up first.
-var NeedsByName = auth.Needs{
-	App:       []auth.AnyOf{{"Machine.Isolate"}, {"Machine.Read.All", "Machine.ReadWrite.All"}},
-	Delegated: []auth.AnyOf{{"Machine.Isolate"}, {"Machine.Read", "Machine.ReadWrite"}},
-}
+// Needs is what a token must hold to isolate a device named by machineId;
+// NeedsByName adds the device lookup of deviceName and ipAddress.
+var (
+	Needs       = action.NeedsOf("Machine.Isolate")
+	NeedsByName = action.NeedsByNameOf("Machine.Isolate")
+)
 
 // Kind is isolation as a response action: containment (refused on
 // protected devices) counted by the isolation budget; its release is

@@ -12,7 +12,11 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/mdefn/mdefn/functions/alerts"
+	"github.com/mdefn/mdefn/functions/collect"
 	"github.com/mdefn/mdefn/functions/isolate"
+	"github.com/mdefn/mdefn/functions/quarantine"
+	"github.com/mdefn/mdefn/functions/restrict"
+	"github.com/mdefn/mdefn/functions/scan"
 	"github.com/mdefn/mdefn/functions/tokencheck"
 	"github.com/mdefn/mdefn/internal/envelope"
 	"github.com/mdefn/mdefn/internal/openapi"
@@ -116,7 +120,11 @@ func TestSchemasMatchTypes(t *testing.T) {
 	d := load(t)
 	for schema, v := range map[string]any{
 		"IsolateRequest":    isolate.Request{},
-		"IsolateResult":     isolate.Result{},
+		"ScanRequest":       scan.Request{},
+		"RestrictRequest":   restrict.Request{},
+		"CollectRequest":    collect.Request{},
+		"QuarantineRequest": quarantine.Request{},
+		"ActionResult":      isolate.Result{},
 		"Machine":           isolate.Machine{},
 		"TokenCheckRequest": tokencheck.Request{},
 		"TokenCheckResult":  tokencheck.Result{},

@@ -164,7 +164,7 @@ func (r *Runner) do(ctx context.Context, k *Kind, req *Request) (*Result, error)
 	if budgeted {
 		// A repeated delivery of a pending action is success, not a new
 		// action: it must not be refused by the budget.
-		if p, err := r.pending(ctx, m.ID, k, t); err != nil {
+		if p, err := r.pending(ctx, m.ID, k, t, req.Matches); err != nil {
 			return nil, err
 		} else if p != nil {
 			return &Result{Status: http.StatusOK, AlreadyPending: true, Action: p, Machine: machineOf(m, p)}, nil
@@ -191,7 +191,7 @@ func (r *Runner) do(ctx context.Context, k *Kind, req *Request) (*Result, error)
 	// Defender refuses a second pending action of a type on a device: find
 	// the one that is pending. It is this request's (or its first
 	// delivery's) success.
-	p, lerr := r.pending(ctx, m.ID, k, t)
+	p, lerr := r.pending(ctx, m.ID, k, t, req.Matches)
 	if lerr != nil {
 		var fe *envelope.Error
 		if errors.As(lerr, &fe) && fe.Code == envelope.Forbidden {
@@ -203,13 +203,11 @@ func (r *Runner) do(ctx context.Context, k *Kind, req *Request) (*Result, error)
 	if p != nil {
 		return &Result{Status: http.StatusOK, AlreadyPending: true, Action: p, Machine: machineOf(m, p)}, nil
 	}
-	// Not of this type: with an undo, the pending one may be the opposite
-	// action (a release racing an isolation).
+	// Not this request's: another action of the type (another file), or,
+	// with an undo, the opposite action (a release racing an isolation).
 	other := "another action"
-	if k.Release != "" {
-		if o, _ := r.pending(ctx, m.ID, k, ""); o != nil {
-			other = "a " + string(o.Type) + " action (" + o.ID + ")"
-		}
+	if o, _ := r.pending(ctx, m.ID, k, "", nil); o != nil {
+		other = "a " + string(o.Type) + " action (" + o.ID + ")"
 	}
 	fe := errmap.From(err)
 	return nil, &envelope.Error{Code: envelope.UpstreamError, Err: err, Upstream: fe.Upstream,
@@ -239,8 +237,9 @@ func (r *Runner) protected(m *atp.Machine) (string, bool) {
 }
 
 // pending returns the oldest Pending or InProgress action of type t on the
-// device (of k's type or its release when t is empty), or nil.
-func (r *Runner) pending(ctx context.Context, machineID string, k *Kind, t atp.ActionType) (*atp.MachineAction, error) {
+// device (of k's type or its release when t is empty) for which matches (nil:
+// any) holds, or nil.
+func (r *Runner) pending(ctx context.Context, machineID string, k *Kind, t atp.ActionType, matches func(*atp.MachineAction) bool) (*atp.MachineAction, error) {
 	types := []atp.ActionType{t}
 	if t == "" {
 		types = []atp.ActionType{k.Type}
@@ -256,7 +255,7 @@ func (r *Runner) pending(ctx context.Context, machineID string, k *Kind, t atp.A
 	var best *atp.MachineAction
 	for i := range acts {
 		a := &acts[i]
-		if !a.Status.Active() || !containsType(types, a.Type) {
+		if !a.Status.Active() || !containsType(types, a.Type) || matches != nil && !matches(a) {
 			continue
 		}
 		if best == nil || a.CreationDateTimeUTC.Before(best.CreationDateTimeUTC) {

@@ -11,6 +11,7 @@ import (
 	"github.com/mdefn/mdefn/functions/internal/decode"
 	"github.com/mdefn/mdefn/internal/envelope"
 	"github.com/mdefn/mdefn/pkg/atp"
+	"github.com/mdefn/mdefn/pkg/auth"
 )
 
 // Limits on the free-text fields.
@@ -62,6 +63,10 @@ type Request struct {
 	Body map[string]any
 	// Send asks Defender for the action on the resolved device.
 	Send func(ctx context.Context, machineID string) (*atp.MachineAction, error)
+	// Matches, when set, tells whether a pending action of the same type
+	// is this request's (the same file for a quarantine, the same scan
+	// type for a scan); nil means any pending action of the type is.
+	Matches func(a *atp.MachineAction) bool
 }
 
 // A host label or FQDN: letters, digits, hyphens and underscores, dot-separated.
@@ -138,4 +143,19 @@ func Text(field, s string, max int) error {
 		}
 	}
 	return nil
+}
+
+// NeedsOf is what a token must hold to start an action needing permission
+// on a device named by machineId: the same name for applications and users.
+func NeedsOf(permission string) auth.Needs {
+	return auth.Needs{App: []auth.AnyOf{{permission}}, Delegated: []auth.AnyOf{{permission}}}
+}
+
+// NeedsByNameOf adds, to NeedsOf, reading devices: a deviceName or ipAddress
+// is looked up first.
+func NeedsByNameOf(permission string) auth.Needs {
+	return auth.Needs{
+		App:       []auth.AnyOf{{permission}, {"Machine.Read.All", "Machine.ReadWrite.All"}},
+		Delegated: []auth.AnyOf{{permission}, {"Machine.Read", "Machine.ReadWrite"}},
+	}
 }

@@ -5,6 +5,9 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
 
 	"github.com/mdefn/mdefn/functions/internal/decode"
 	"github.com/mdefn/mdefn/internal/envelope"
@@ -41,6 +44,59 @@ func Handler[R any](function, emptyBody string, logger *slog.Logger, do func(ctx
 			errmap.LogFailure(req.Context(), logger, function, e)
 			return
 		}
+		if res.Action != nil && res.Action.ID != "" && PrefersAsync(req) {
+			// The asynchronous request-reply pattern (Logic Apps, Power
+			// Automate): accepted, poll Location until it stops answering 202.
+			w.Header().Set("Location", ActionURL(req, res.Action.ID))
+			w.Header().Set("Retry-After", strconv.Itoa(PollSeconds))
+			w.Header().Set("Preference-Applied", "respond-async")
+			_ = envelope.WriteJSON(w, http.StatusAccepted, res)
+			return
+		}
 		_ = envelope.WriteJSON(w, res.Status, res)
 	})
+}
+
+// PollSeconds is the Retry-After of an accepted action: how long a client
+// of the asynchronous pattern waits before polling the action again.
+const PollSeconds = 10
+
+// PrefersAsync reports whether the request carries Prefer: respond-async.
+func PrefersAsync(r *http.Request) bool {
+	for _, v := range r.Header.Values("Prefer") {
+		for _, p := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(p), "respond-async") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// ActionURL is the URL of the actions function for a machine action:
+// absolute when the request names its host (X-Forwarded-Host or Host, with
+// X-Forwarded-Proto or the connection's scheme), else the path alone.
+func ActionURL(r *http.Request, id string) string {
+	path := "/api/actions/" + url.PathEscape(id)
+	host := firstValue(r.Header.Get("X-Forwarded-Host"))
+	if host == "" {
+		host = r.Host
+	}
+	if host == "" || strings.ContainsAny(host, "/\\@ ") {
+		return path
+	}
+	scheme := strings.ToLower(firstValue(r.Header.Get("X-Forwarded-Proto")))
+	if scheme != "http" && scheme != "https" {
+		scheme = "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+	}
+	return scheme + "://" + host + path
+}
+
+// firstValue is the first of a comma-separated header's values.
+func firstValue(v string) string {
+	first, _, _ := strings.Cut(v, ",")
+	return strings.TrimSpace(first)
 }
