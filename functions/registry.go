@@ -42,6 +42,10 @@ type Spec struct {
 	Summary string
 	// Methods are the HTTP methods the function answers.
 	Methods []string
+	// Nested: the function also answers paths below /api/<name>
+	// (/api/actions/{id}/cancel); its function.json route is
+	// "<name>/{*rest}".
+	Nested bool
 	// Checks are the entries this function adds to tokencheck's
 	// "functions" (usually one, named like the function).
 	Checks []tokencheck.Check
@@ -246,6 +250,17 @@ func Needs(name string) (auth.Needs, bool) {
 		}
 	}
 	return auth.Needs{}, false
+}
+
+// Nested lists the functions that answer paths below their own.
+func Nested() map[string]bool {
+	out := map[string]bool{}
+	for _, s := range All {
+		if s.Nested {
+			out[s.Name] = true
+		}
+	}
+	return out
 }
 
 // PermanentCodes lists every function's permanent codes.

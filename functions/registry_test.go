@@ -105,8 +105,12 @@ func TestFunctionFolders(t *testing.T) {
 		if diff := cmp.Diff(slices.Sorted(slices.Values(want)), slices.Sorted(slices.Values(httpIn.Methods))); diff != "" {
 			t.Errorf("%s/function.json methods (-registry +function.json):\n%s", s.Name, diff)
 		}
-		if httpIn.Route != s.Name {
-			t.Errorf("%s/function.json route = %q, want %q", s.Name, httpIn.Route, s.Name)
+		wantRoute := s.Name
+		if s.Nested {
+			wantRoute += "/{*rest}"
+		}
+		if httpIn.Route != wantRoute {
+			t.Errorf("%s/function.json route = %q, want %q", s.Name, httpIn.Route, wantRoute)
 		}
 		for _, f := range s.Folders {
 			if len(readBindings(t, f)) == 0 {
@@ -218,6 +222,12 @@ func TestOpenAPIPaths(t *testing.T) {
 	for path, ops := range doc.Paths {
 		name, ok := strings.CutPrefix(path, "/api/")
 		if path == "/api/openapi.json" {
+			continue
+		}
+		if first, _, nested := strings.Cut(name, "/"); nested {
+			if s, known := reg[first]; !known || !s.Nested {
+				t.Errorf("OpenAPI path %s is below a function that answers no nested path", path)
+			}
 			continue
 		}
 		s, known := reg[name]

@@ -41,6 +41,10 @@ type App struct {
 	// Logger receives one line per invocation. Nil means slog.Default().
 	Logger *slog.Logger
 
+	// Nested names the functions that also answer paths below their own
+	// (/api/actions/{id}/cancel); the others answer /api/<name> alone.
+	Nested map[string]bool
+
 	// PermanentCodes are error codes whose failures are never redelivered,
 	// whatever their status (a capped isolation storm must not replay an
 	// hour later). Other failures are retryable when 5xx or 429.

@@ -48,10 +48,15 @@ func (a *App) route(path string) (string, bool) {
 		return "", false
 	}
 	segment = strings.TrimSuffix(segment, "/")
-	if segment == "" || strings.Contains(segment, "/") {
+	first, rest, nested := strings.Cut(segment, "/")
+	if first == "" {
 		return "", false
 	}
-	return a.lookup(segment)
+	name, ok := a.lookup(first)
+	if nested && (!ok || !a.Nested[name] || rest == "") {
+		return "", false
+	}
+	return name, ok
 }
 
 // routeForMessage bounds a hostile path before it is echoed in an error.

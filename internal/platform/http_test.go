@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -131,5 +132,34 @@ func TestFunctionPanic(t *testing.T) {
 	}
 	if strings.Contains(fx.logs.String(), "hunter2") || strings.Contains(rec.Body.String(), "hunter2") {
 		t.Errorf("the panic value leaked into logs or answer")
+	}
+}
+
+// TestNestedRoutes: a function marked Nested answers the paths below its
+// own, with the whole path; the others answer /api/<name> alone.
+func TestNestedRoutes(t *testing.T) {
+	var got []string
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = append(got, r.URL.Path)
+		w.WriteHeader(http.StatusOK)
+	})
+	a := &App{Functions: map[string]http.Handler{"actions": h, "alerts": h}, Nested: map[string]bool{"actions": true}}
+	for path, want := range map[string]int{
+		"/api/actions":             200,
+		"/api/actions/abc":         200,
+		"/api/Actions/abc/cancel":  200,
+		"/api/actions/abc/cancel/": 200,
+		"/api/alerts/abc":          404,
+		"/api/nothing/abc":         404,
+		"/api//abc":                404,
+	} {
+		w := httptest.NewRecorder()
+		a.HTTPHandler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, path, nil))
+		if w.Code != want {
+			t.Errorf("GET %s = %d, want %d", path, w.Code, want)
+		}
+	}
+	if !slices.Contains(got, "/api/actions/abc/cancel/") {
+		t.Errorf("the handler saw %v, want the whole nested path", got)
 	}
 }

@@ -137,6 +137,7 @@ func Build(cfg *auth.Config, o *Options) (*Components, error) {
 		OpenAPI:        openapi.Handler(),
 		Timeout:        cfg.Timeout,
 		Logger:         c.Logger,
+		Nested:         functions.Nested(),
 		PermanentCodes: functions.PermanentCodes(),
 	}
 	return c, nil
