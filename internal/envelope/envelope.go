@@ -22,6 +22,7 @@ const (
 	Unauthorized            Code = "unauthorized"
 	Forbidden               Code = "forbidden"
 	ProtectedDevice         Code = "protected_device"
+	ProtectedIndicator      Code = "protected_indicator" // MDE_INDICATOR_NEVER_BLOCK refused a block
 	NotFound                Code = "not_found"
 	AmbiguousDevice         Code = "ambiguous_device"
 	PayloadTooLarge         Code = "payload_too_large"
@@ -40,6 +41,7 @@ var statuses = map[Code]int{
 	Unauthorized:            http.StatusUnauthorized,
 	Forbidden:               http.StatusForbidden,
 	ProtectedDevice:         http.StatusForbidden,
+	ProtectedIndicator:      http.StatusForbidden,
 	NotFound:                http.StatusNotFound,
 	AmbiguousDevice:         http.StatusConflict,
 	PayloadTooLarge:         http.StatusRequestEntityTooLarge,
