@@ -29,7 +29,7 @@ func TestIdentityEndpoint(t *testing.T) {
 	}{
 		{"system-assigned for the vault", q("resource", VaultAudience), good, 200, DefaultManagedIdentityClientID, nil},
 		{"system-assigned for Defender", q("resource", DefaultAudience), good, 200, DefaultManagedIdentityClientID,
-			[]any{"Alert.Read.All", "Alert.ReadWrite.All", "Machine.Read.All", "Machine.ReadWrite.All", "Machine.Isolate"}},
+			anyOf(ApplicationRoles())},
 		{"user-assigned by client_id", q("resource", DefaultAudience, "client_id", ua.ClientID), good, 200, ua.ClientID,
 			[]any{"Machine.Read.All"}},
 		{"user-assigned by mi_res_id", q("resource", DefaultAudience, "mi_res_id", ua.ResourceID), good, 200, ua.ClientID,

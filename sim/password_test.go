@@ -2,6 +2,7 @@ package sim
 
 import (
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -37,7 +38,7 @@ func TestPasswordGrant(t *testing.T) {
 			c := parseClaims(t, tok.AccessToken)
 			got := map[string]any{"scp": c["scp"], "upn": c["upn"], "unique_name": c["unique_name"], "appidacr": c["appidacr"],
 				"roles": c["roles"], "aud": c["aud"]}
-			want := map[string]any{"scp": "Alert.Read Alert.ReadWrite Machine.Read Machine.ReadWrite Machine.Isolate",
+			want := map[string]any{"scp": strings.Join(DelegatedScopes(), " "),
 				"upn": DefaultUserUPN, "unique_name": DefaultUserUPN, "appidacr": tt.wantACR, "roles": nil, "aud": DefaultAudience}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("delegated token claims mismatch (-want +got):\n%s", diff)

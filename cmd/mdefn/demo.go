@@ -9,20 +9,20 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mdefn/mdefn/internal/config"
 	"github.com/mdefn/mdefn/internal/httpguard"
 	"github.com/mdefn/mdefn/internal/wiring"
-	"github.com/mdefn/mdefn/pkg/auth"
 	"github.com/mdefn/mdefn/sim"
 )
 
-func sign(cfg *auth.Config, body []byte) string {
+func sign(cfg *config.Config, body []byte) string {
 	return httpguard.Sign([]byte(cfg.WebhookSecret), body)
 }
 
 // runDemo walks a newcomer through the functions against the simulator:
 // High alerts → isolate the device of the first → watch the action complete
 // → release → tokencheck.
-func runDemo(base string, s *sim.Sim, c *wiring.Components, cfg *auth.Config) error {
+func runDemo(base string, s *sim.Sim, c *wiring.Components, cfg *config.Config) error {
 	out := os.Stdout
 	step := func(n int, title string) { fmt.Fprintf(out, "\n%d. %s\n", n, title) }
 	show := func(method, path string, body []byte) ([]byte, int, error) {

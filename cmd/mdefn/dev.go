@@ -16,8 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mdefn/mdefn/internal/config"
 	"github.com/mdefn/mdefn/internal/wiring"
-	"github.com/mdefn/mdefn/pkg/auth"
 	"github.com/mdefn/mdefn/sim"
 	"github.com/mdefn/mdefn/sim/defender"
 )
@@ -75,7 +75,7 @@ type devStack struct {
 	base string
 	sim  *sim.Sim
 	c    *wiring.Components
-	cfg  *auth.Config
+	cfg  *config.Config
 	srv  *http.Server
 	own  bool // the stack started the simulator and closes it
 }
@@ -109,7 +109,7 @@ func startDev(addr string, logOut io.Writer, s *sim.Sim) (d *devStack, err error
 	for _, k := range []string{"AWS_LAMBDA_RUNTIME_API", "FUNCTIONS_CUSTOMHANDLER_PORT", "MDE_AWS_SECRET_ID", "MDE_CLIENT_SECRET"} {
 		os.Unsetenv(k)
 	}
-	if d.cfg, err = auth.LoadConfig(os.Getenv); err != nil {
+	if d.cfg, err = config.Load(os.Getenv); err != nil {
 		return nil, fmt.Errorf("configuration: %w", err)
 	}
 	if d.c, err = wiring.Build(d.cfg, &wiring.Options{Logger: wiring.NewLogger(logOut, d.cfg.LogLevel)}); err != nil {
@@ -138,7 +138,7 @@ func (d *devStack) Close() {
 }
 
 // sample asks the running functions for a real device to put in the curl lines.
-func sample(base string, cfg *auth.Config) (machineID, deviceName string) {
+func sample(base string, cfg *config.Config) (machineID, deviceName string) {
 	body, status, err := call(base, cfg, http.MethodGet, "/api/alerts?severity=High&top=1", nil)
 	if err != nil || status != http.StatusOK {
 		return strings.Repeat("0", 40), "host.contoso.com"
@@ -155,7 +155,7 @@ func sample(base string, cfg *auth.Config) (machineID, deviceName string) {
 	return page.Value[0].MachineID, page.Value[0].ComputerDNSName
 }
 
-func printBanner(w io.Writer, base string, s *sim.Sim, cfg *auth.Config) {
+func printBanner(w io.Writer, base string, s *sim.Sim, cfg *config.Config) {
 	id, _ := sample(base, cfg)
 	// The release line names a device that starts isolated in the
 	// simulator, so that every line works when pasted in order.
@@ -192,7 +192,7 @@ func printBanner(w io.Writer, base string, s *sim.Sim, cfg *auth.Config) {
 
 // call sends one request to the running functions, signed when a webhook
 // secret is configured.
-func call(base string, cfg *auth.Config, method, path string, body []byte) ([]byte, int, error) {
+func call(base string, cfg *config.Config, method, path string, body []byte) ([]byte, int, error) {
 	req, err := http.NewRequest(method, base+path, bytes.NewReader(body))
 	if err != nil {
 		return nil, 0, err

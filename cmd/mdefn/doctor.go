@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/mdefn/mdefn/internal/config"
 	"github.com/mdefn/mdefn/pkg/atp"
 	"github.com/mdefn/mdefn/pkg/auth"
 )
@@ -66,7 +67,7 @@ type doctor struct {
 	http   *http.Client
 	log    *slog.Logger
 
-	cfg      *auth.Config
+	cfg      *config.Config
 	raw      string           // the stored credential's value (never printed)
 	cred     *auth.Credential // parsed raw; nil in managed-identity mode
 	tenantID string           // effective: the secret's JSON overrides the environment
@@ -103,9 +104,9 @@ func (d *doctor) run() {
 
 // checkConfig loads the configuration as a deployment would.
 func (d *doctor) checkConfig() bool {
-	cfg, err := auth.LoadConfig(d.getenv)
+	cfg, err := config.Load(d.getenv)
 	if err != nil {
-		var ce *auth.ConfigError
+		var ce *config.Error
 		if errors.As(err, &ce) {
 			d.r.add(failed, "configuration", ce.Error(),
 				fmt.Sprintf("correct %s as the message says; the settings are listed in the README (Configuration)", ce.Setting))
@@ -127,7 +128,7 @@ func (d *doctor) checkConfig() bool {
 		source = fmt.Sprintf("Secrets Manager secret %q", cfg.AWSSecretID)
 	case auth.SourceEnvironment:
 		source = "MDE_CLIENT_SECRET"
-	case auth.SourceNone:
+	case config.SourceNone:
 		source = "none (managed identity)"
 	}
 	d.r.add(passed, "configuration", fmt.Sprintf("MDE_AUTH=%s, tenant %s, client %s, cloud %s", cfg.Auth, cfg.TenantID, client, cfg.Cloud), "",
@@ -175,7 +176,7 @@ func (d *doctor) checkWebhook() {
 	if d.cfg.WebhookSecretName == "" {
 		return
 	}
-	src, err := auth.NewWebhookSecretSource(d.cfg, d.http)
+	src, err := d.cfg.WebhookSecretSource(d.http, nil)
 	if err != nil {
 		d.r.add(failed, "webhook", "cannot build the webhook secret source: "+err.Error(), "check MDE_WEBHOOK_SECRET_NAME and the vault settings")
 		return
@@ -192,7 +193,7 @@ func (d *doctor) checkWebhook() {
 
 // checkCredential reads and parses the stored credential.
 func (d *doctor) checkCredential() bool {
-	if d.cfg.Auth == auth.AuthManagedIdentity && d.cfg.CredentialSource == auth.SourceNone {
+	if d.cfg.Auth == auth.ModeManagedIdentity && d.cfg.CredentialSource == config.SourceNone {
 		who := "the system-assigned managed identity"
 		if d.cfg.ClientID != "" {
 			who = "the user-assigned managed identity " + d.cfg.ClientID
@@ -233,15 +234,13 @@ func (d *doctor) checkCredential() bool {
 	return true
 }
 
-// doctorSecretSource is auth.NewSecretSource with short retries for the
-// vault, so that an unreachable vault is reported in seconds.
-func doctorSecretSource(cfg *auth.Config, httpClient *http.Client) (auth.SecretSource, error) {
-	if cfg.CredentialSource != auth.SourceKeyVault {
-		return auth.NewSecretSource(cfg, httpClient)
-	}
-	opts := auth.KeyVaultOptionsFor(cfg)
+// doctorSecretSource is the deployment's credential source with short
+// retries for the vault, so that an unreachable vault is reported in
+// seconds.
+func doctorSecretSource(cfg *config.Config, httpClient *http.Client) (auth.SecretSource, error) {
+	opts := cfg.KeyVaultOptions()
 	opts.Retry = doctorRetry
-	return auth.NewKeyVaultSource(cfg.KeyVaultURL, cfg.SecretName, httpClient, opts)
+	return cfg.SecretSource(httpClient, opts)
 }
 
 func describeCredential(c *auth.Credential) string {
@@ -266,11 +265,13 @@ func (d *doctor) checkToken() (string, bool) {
 	var store *auth.CredentialStore
 	if d.cred != nil {
 		// Serve the value already read: one vault read per run.
-		store = auth.NewCredentialStore(d.cfg, auth.NewEnvSecretSource("stored credential", d.raw), &auth.StoreOptions{Logger: d.log})
+		storeOpts := d.cfg.StoreOptions()
+		storeOpts.Logger = d.log
+		store = auth.NewCredentialStore(auth.NewEnvSecretSource("stored credential", d.raw), d.cfg.Auth, storeOpts)
 	}
-	ts, err := auth.NewTokenSource(d.cfg, store, d.http, &auth.TokenOptions{
-		Logger: d.log, FetchTimeout: doctorStepTimeout, ManagedIdentityRetry: doctorRetry,
-	})
+	tokenOpts := d.cfg.TokenOptions()
+	tokenOpts.Logger, tokenOpts.FetchTimeout, tokenOpts.ManagedIdentityRetry = d.log, doctorStepTimeout, doctorRetry
+	ts, err := auth.NewTokenSource(d.cfg.Auth, d.cfg.TenantID, d.cfg.ClientID, store, d.http, tokenOpts)
 	if err != nil {
 		d.r.add(failed, "token", "cannot build the token source: "+err.Error(), "check MDE_AUTH and the credential settings")
 		return "", false
@@ -292,6 +293,7 @@ func (d *doctor) checkToken() (string, bool) {
 // the tenant's published keys, issuer, audience, lifetime.
 func (d *doctor) checkVerification(token string) {
 	v := auth.NewVerifier(d.cfg.AuthorityURL, d.tenantID, d.cfg.TokenAudience, d.http, &auth.VerifierOptions{Logger: d.log})
+	defer v.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), doctorStepTimeout)
 	defer cancel()
 	claims, problems, err := v.Verify(ctx, token)
@@ -384,12 +386,12 @@ func (d *doctor) consentFix(missing []string) string {
 		}
 	}
 	list := strings.Join(missing, ", ")
-	if d.cfg.Auth == auth.AuthManagedIdentity {
+	if d.cfg.Auth == auth.ModeManagedIdentity {
 		return fmt.Sprintf("assign the WindowsDefenderATP app roles %s to the managed identity with Microsoft Graph appRoleAssignments\n"+
 			"(docs/onboarding.md, \"Secretless: the function's managed identity\"); the function picks them up with its next token (up to an hour, or restart it)", list)
 	}
 	kind := "Application permissions"
-	if d.cfg.Auth == auth.AuthPassword {
+	if d.cfg.Auth == auth.ModePassword {
 		kind = "Delegated permissions"
 	}
 	return fmt.Sprintf("Entra admin center → App registrations → %s → API permissions → Add a permission → APIs my organization uses →\n"+

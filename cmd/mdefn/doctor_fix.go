@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/mdefn/mdefn/internal/config"
 	"github.com/mdefn/mdefn/pkg/atp"
 	"github.com/mdefn/mdefn/pkg/auth"
 )
@@ -35,7 +36,7 @@ func vaultName(vaultURL string) string {
 var vaultPrincipal = regexp.MustCompile(`oid=([0-9a-fA-F-]{36})`)
 
 // secretDiagnosis explains a failure to read the stored credential.
-func secretDiagnosis(cfg *auth.Config, err error) (what, fix string) {
+func secretDiagnosis(cfg *config.Config, err error) (what, fix string) {
 	var se *auth.SecretError
 	if !errors.As(err, &se) {
 		return err.Error(), "check the credential settings"
@@ -100,11 +101,11 @@ func secretDiagnosis(cfg *auth.Config, err error) (what, fix string) {
 }
 
 // formatFix explains what the secret must hold for mode.
-func formatFix(mode auth.AuthMode) string {
+func formatFix(mode auth.Mode) string {
 	switch mode {
-	case auth.AuthClientCertificate:
+	case auth.ModeClientCertificate:
 		return "store a PEM holding the certificate and its unencrypted RSA private key, or JSON {\"certificate\": \"<that PEM>\"}"
-	case auth.AuthPassword:
+	case auth.ModePassword:
 		return "store JSON {\"username\": \"<user principal name>\", \"password\": \"<password>\"} (add \"clientSecret\" for a confidential app)"
 	}
 	return "store the client secret's Value (not its Secret ID) as the bare secret, or JSON {\"clientSecret\": \"<value>\"}"
@@ -119,7 +120,7 @@ func entraDiagnosis(d *doctor, err error) (what, fix string) {
 	}
 	var ee *auth.EntraError
 	if !errors.As(err, &ee) {
-		if cfg.Auth == auth.AuthManagedIdentity {
+		if cfg.Auth == auth.ModeManagedIdentity {
 			return "no managed identity answered: " + err.Error(),
 				"run this where the function's managed identity exists (in the function app: Console, or an Azure VM / Cloud Shell with that identity), " +
 					"or use MDE_AUTH=client-secret locally"
@@ -175,7 +176,7 @@ func entraDiagnosis(d *doctor, err error) (what, fix string) {
 		fix = fmt.Sprintf("Entra does not accept the certificate (thumbprint %s) for app %s: App registrations → Certificates & secrets → Certificates → Upload certificate "+
 			"(the public .cer/.pem), or store the certificate already uploaded there in %s; also check this machine's clock", thumb, d.clientID, store)
 	case 0:
-		if cfg.Auth == auth.AuthManagedIdentity {
+		if cfg.Auth == auth.ModeManagedIdentity {
 			fix = "the managed identity endpoint refused the request: with MDE_CLIENT_ID set, it must be the client ID of a user-assigned identity " +
 				"attached to the function app (az functionapp identity show); unset MDE_CLIENT_ID to use the system-assigned one"
 		} else {
@@ -188,7 +189,7 @@ func entraDiagnosis(d *doctor, err error) (what, fix string) {
 }
 
 // storeName says where the credential is kept, for fixes.
-func storeName(cfg *auth.Config) string {
+func storeName(cfg *config.Config) string {
 	switch cfg.CredentialSource {
 	case auth.SourceKeyVault:
 		return fmt.Sprintf("Key Vault secret %s (az keyvault secret set --vault-name %s --name %s ...)", cfg.SecretName, vaultName(cfg.KeyVaultURL), cfg.SecretName)

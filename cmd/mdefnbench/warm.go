@@ -13,8 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	mdeconfig "github.com/mdefn/mdefn/internal/config" // the driver's flags are its config
 	"github.com/mdefn/mdefn/internal/wiring"
-	"github.com/mdefn/mdefn/pkg/auth"
 	"github.com/mdefn/mdefn/sim"
 )
 
@@ -116,7 +116,7 @@ func (r *recorder) take() (fn, up []time.Duration) {
 // production path, including the JSON log line of every invocation (written
 // to io.Discard).
 func warmRun(s *sim.Sim, cfg config) (*warmResult, error) {
-	conf, err := auth.LoadConfig(os.Getenv)
+	conf, err := mdeconfig.Load(os.Getenv)
 	if err != nil {
 		return nil, fmt.Errorf("warm: configuration: %w", err)
 	}

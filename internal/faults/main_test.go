@@ -20,9 +20,9 @@ import (
 	"time"
 
 	"github.com/mdefn/mdefn/functions"
+	"github.com/mdefn/mdefn/internal/config"
 	"github.com/mdefn/mdefn/internal/httpguard"
 	"github.com/mdefn/mdefn/internal/wiring"
-	"github.com/mdefn/mdefn/pkg/auth"
 	"github.com/mdefn/mdefn/sim"
 	"github.com/mdefn/mdefn/sim/defender"
 )
@@ -158,7 +158,7 @@ func (s *syncBuffer) String() string {
 type stack struct {
 	sim  *sim.Sim
 	c    *wiring.Components
-	cfg  *auth.Config
+	cfg  *config.Config
 	srv  *httptest.Server
 	logs *syncBuffer
 	// answers records every answer body, for the leak canary.
@@ -192,9 +192,9 @@ func simEnv(s *sim.Sim, extra map[string]string) map[string]string {
 // newStack builds the functions from env against s.
 func newStack(t testing.TB, s *sim.Sim, env map[string]string) *stack {
 	t.Helper()
-	cfg, err := auth.LoadConfig(func(k string) string { return env[k] })
+	cfg, err := config.Load(func(k string) string { return env[k] })
 	if err != nil {
-		t.Fatalf("LoadConfig: %v", err)
+		t.Fatalf("config.Load: %v", err)
 	}
 	st := &stack{sim: s, cfg: cfg, logs: &syncBuffer{}, answers: &syncBuffer{}}
 	st.c, err = wiring.Build(cfg, &wiring.Options{HTTPClient: s.HTTPClient(), Logger: wiring.NewLogger(st.logs, cfg.LogLevel)})

@@ -9,8 +9,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/mdefn/mdefn/internal/config"
 	"github.com/mdefn/mdefn/internal/platform"
-	"github.com/mdefn/mdefn/pkg/auth"
 )
 
 var stdout io.Writer = os.Stdout
@@ -21,7 +21,7 @@ var stdout io.Writer = os.Stdout
 // the one function a Lambda bootstrap serves ("" for the Azure executable and
 // the local server, which serve all three).
 func Main(function string) {
-	cfg, err := auth.LoadConfig(os.Getenv)
+	cfg, err := config.Load(os.Getenv)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "mdefn: configuration:", err)
 		os.Exit(2)

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/mdefn/mdefn/functions"
+	"github.com/mdefn/mdefn/internal/config"
 	"github.com/mdefn/mdefn/internal/httpguard"
 	"github.com/mdefn/mdefn/internal/openapi"
 	"github.com/mdefn/mdefn/internal/platform"
@@ -39,7 +40,7 @@ type Options struct {
 
 // Components are the built pieces, exposed for tests and the doctor.
 type Components struct {
-	Config   *auth.Config
+	Config   *config.Config
 	Logger   *slog.Logger
 	Secrets  auth.SecretSource
 	Creds    *auth.CredentialStore
@@ -59,7 +60,7 @@ func NewLogger(w io.Writer, level slog.Level) *slog.Logger {
 
 // Build builds every component from cfg. It does no I/O: the vault and Entra
 // are first called by the first invocation.
-func Build(cfg *auth.Config, o *Options) (*Components, error) {
+func Build(cfg *config.Config, o *Options) (*Components, error) {
 	if o == nil {
 		o = &Options{}
 	}
@@ -71,16 +72,19 @@ func Build(cfg *auth.Config, o *Options) (*Components, error) {
 		c.Logger.Warn(w)
 	}
 	var err error
-	if cfg.Auth != auth.AuthManagedIdentity || cfg.CredentialSource != auth.SourceNone {
-		if c.Secrets, err = auth.NewSecretSource(cfg, o.HTTPClient); err != nil {
+	if cfg.Auth != auth.ModeManagedIdentity || cfg.CredentialSource != config.SourceNone {
+		if c.Secrets, err = cfg.SecretSource(o.HTTPClient, nil); err != nil {
 			return nil, fmt.Errorf("secret source: %w", err)
 		}
 	}
-	storeOpts := &auth.StoreOptions{Logger: c.Logger}
 	if c.Secrets != nil {
-		c.Creds = auth.NewCredentialStore(cfg, c.Secrets, storeOpts)
+		credOpts := cfg.StoreOptions()
+		credOpts.Logger = c.Logger
+		c.Creds = auth.NewCredentialStore(c.Secrets, cfg.Auth, credOpts)
 	}
-	if c.Tokens, err = auth.NewTokenSource(cfg, c.Creds, o.HTTPClient, &auth.TokenOptions{Logger: c.Logger}); err != nil {
+	tokenOpts := cfg.TokenOptions()
+	tokenOpts.Logger = c.Logger
+	if c.Tokens, err = auth.NewTokenSource(cfg.Auth, cfg.TenantID, cfg.ClientID, c.Creds, o.HTTPClient, tokenOpts); err != nil {
 		return nil, fmt.Errorf("token source: %w", err)
 	}
 	atpOpts := &atp.Options{}
@@ -109,12 +113,12 @@ func Build(cfg *auth.Config, o *Options) (*Components, error) {
 	})
 
 	var front httpguard.Options
-	webhook, err := auth.NewWebhookSecretSource(cfg, o.HTTPClient)
+	webhook, err := cfg.WebhookSecretSource(o.HTTPClient, nil)
 	if err != nil {
 		return nil, fmt.Errorf("webhook secret: %w", err)
 	}
 	if webhook != nil {
-		cached := auth.NewCachedSecret(webhook, storeOpts)
+		cached := auth.NewCachedSecret(webhook, &auth.StoreOptions{Logger: c.Logger})
 		front.WebhookSecret = func(ctx context.Context) ([]byte, error) {
 			s, err := cached.Secret(ctx)
 			if err != nil {

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mdefn/mdefn/pkg/auth"
+	"github.com/mdefn/mdefn/internal/config"
 	"github.com/mdefn/mdefn/sim"
 	"github.com/mdefn/mdefn/sim/defender"
 )
@@ -24,7 +24,7 @@ func build(t *testing.T, s *sim.Sim, extra map[string]string) (*Components, *byt
 	for k, v := range extra {
 		env[k] = v
 	}
-	cfg, err := auth.LoadConfig(func(k string) string { return env[k] })
+	cfg, err := config.Load(func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,14 +19,12 @@ func BenchmarkTokenContextWarm(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(s.Close)
-	m := s.Env(nil)
-	cfg, err := auth.LoadConfig(func(k string) string { return m[k] })
-	if err != nil {
-		b.Fatal(err)
-	}
 	// The secret source does not matter to a cache hit: a plain one.
-	src := auth.NewEnvSecretSource("MDE_CLIENT_SECRET", sim.DefaultClientSecret)
-	ts, err := auth.NewTokenSource(cfg, auth.NewCredentialStore(cfg, src, nil), s.HTTPClient(), nil)
+	src := auth.NewEnvSecretSource("secret", sim.DefaultClientSecret)
+	store := auth.NewCredentialStore(src, auth.ModeClientSecret, nil)
+	ts, err := auth.NewTokenSource(auth.ModeClientSecret, s.TenantID(), sim.DefaultClientID, store, s.HTTPClient(), &auth.TokenOptions{
+		AuthorityURL: s.AuthorityURL(), Audience: s.Audience(),
+	})
 	if err != nil {
 		b.Fatal(err)
 	}

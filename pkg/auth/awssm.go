@@ -15,7 +15,7 @@ import (
 )
 
 // AWSSecretSource reads the current version (AWSCURRENT) of one AWS Secrets
-// Manager secret.
+// Manager secret. Safe for concurrent use.
 type AWSSecretSource struct {
 	client *secretsmanager.Client
 	id     string

@@ -13,6 +13,9 @@ import (
 
 // Cache timing defaults.
 const (
+	// DefaultTTL is how long a CredentialStore or CachedSecret reuses a
+	// value before reading its source again.
+	DefaultTTL = 5 * time.Minute
 	// DefaultGrace is how long past its TTL the last good value is still
 	// served while the source fails.
 	DefaultGrace = 15 * time.Minute
@@ -23,84 +26,54 @@ const (
 	defaultFetchTimeout = 30 * time.Second
 )
 
-// StoreOptions tune a CredentialStore or CachedSecret. Zero fields take the
-// defaults.
-type StoreOptions struct {
-	TTL          time.Duration    // default: Config.SecretTTL, else 5m
-	Grace        time.Duration    // default: DefaultGrace (15m); negative = none
-	FetchTimeout time.Duration    // default: 30s
-	Now          func() time.Time // default: time.Now
-	Logger       *slog.Logger     // default: slog.Default()
-}
-
-// StoreStats counts reads of the underlying source.
-type StoreStats struct {
-	Reads    int64 // attempts to read the source
-	Failures int64 // attempts that failed
-	Stale    int64 // answers served from the last good value after a failure
-}
-
-// cache holds one value read through fetch, refreshed after ttl, with one
-// read in flight at a time.
+// cache is the one read-through cache of this package, behind the
+// CredentialStore, the CachedSecret, the TokenSource and the Verifier's
+// one-time lookups. It holds one value read through fetch and lets one read
+// run at a time whatever the concurrency: the read belongs to no single
+// caller, runs on its own context bounded by timeout, and its result serves
+// every caller waiting then (each waits only as long as its own context
+// allows) and every later one.
+//
+// When a read fails and the last good value is still usable, that value is
+// served instead (stale fallback, logged) and no new read starts before
+// retryStale has passed.
 type cache[T any] struct {
-	name    string
-	fetch   func(context.Context) (T, error)
-	ttl     time.Duration
-	grace   time.Duration
-	timeout time.Duration
-	now     func() time.Time
-	log     *slog.Logger
+	name  string // in errors and logs: "keyvault:<name>", "token", ...
+	fetch func(context.Context) (T, error)
+	// life says, for a value read at now, when it should be replaced and
+	// until when it may still stand in for a failed read. Nil means a value,
+	// once read, is kept for good.
+	life       func(v T, now time.Time) (refreshAt, usableUntil time.Time)
+	retryStale time.Duration
+	timeout    time.Duration
+	now        func() time.Time
+	log        *slog.Logger
 
 	sf singleflight.Group
 
-	mu      sync.Mutex
-	val     T
-	has     bool
-	fetched time.Time // when val was read
-	retryAt time.Time // no new read before this while serving stale
-	invalid bool
+	mu          sync.Mutex
+	val         T
+	has         bool
+	fetched     time.Time // when val was read
+	refreshAt   time.Time
+	usableUntil time.Time
+	retryAt     time.Time // no new read before this while serving stale
+	expired     bool      // expire was called: read again, val is the fallback
 
 	reads, failures, stale atomic.Int64
 }
 
-func newCache[T any](name string, fetch func(context.Context) (T, error), ttl time.Duration, o *StoreOptions) *cache[T] {
-	if o == nil {
-		o = &StoreOptions{}
-	}
-	c := &cache[T]{name: name, fetch: fetch, ttl: ttl, grace: o.Grace, timeout: o.FetchTimeout, now: o.Now, log: o.Logger}
-	if o.TTL > 0 {
-		c.ttl = o.TTL
-	}
-	if c.ttl <= 0 {
-		c.ttl = DefaultSecretTTL
-	}
-	switch {
-	case c.grace == 0:
-		c.grace = DefaultGrace
-	case c.grace < 0:
-		c.grace = 0
-	}
-	if c.timeout <= 0 {
-		c.timeout = defaultFetchTimeout
-	}
-	if c.now == nil {
-		c.now = time.Now
-	}
-	if c.log == nil {
-		c.log = slog.Default()
-	}
-	return c
-}
-
+// get returns the cached value, or waits (at most until ctx is done) for
+// the read that replaces it.
 func (c *cache[T]) get(ctx context.Context) (T, error) {
 	c.mu.Lock()
 	now := c.now()
-	if c.has && !c.invalid && now.Before(c.fetched.Add(c.ttl)) {
+	if c.has && !c.expired && (c.life == nil || now.Before(c.refreshAt)) {
 		v := c.val
 		c.mu.Unlock()
 		return v, nil
 	}
-	if c.has && now.Before(c.retryAt) && now.Before(c.fetched.Add(c.ttl+c.grace)) {
+	if c.has && now.Before(c.retryAt) && now.Before(c.usableUntil) {
 		v := c.val
 		c.mu.Unlock()
 		c.stale.Add(1)
@@ -109,8 +82,6 @@ func (c *cache[T]) get(ctx context.Context) (T, error) {
 	c.mu.Unlock()
 
 	ch := c.sf.DoChan("", func() (any, error) {
-		// The read belongs to no single caller: it runs to its own bound
-		// and its result serves everyone, including later callers.
 		ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 		defer cancel()
 		return c.refresh(ctx)
@@ -135,28 +106,40 @@ func (c *cache[T]) refresh(ctx context.Context) (T, error) {
 	defer c.mu.Unlock()
 	now := c.now()
 	if err == nil {
-		c.val, c.has, c.fetched, c.invalid, c.retryAt = v, true, now, false, time.Time{}
+		c.val, c.has, c.fetched, c.expired, c.retryAt = v, true, now, false, time.Time{}
+		if c.life != nil {
+			c.refreshAt, c.usableUntil = c.life(v, now)
+		}
 		return v, nil
 	}
 	c.failures.Add(1)
-	if deadline := c.fetched.Add(c.ttl + c.grace); c.has && now.Before(deadline) {
-		c.retryAt = now.Add(staleRetryInterval)
+	if c.has && now.Before(c.usableUntil) {
+		c.retryAt = now.Add(c.retryStale)
 		c.stale.Add(1)
 		c.log.Warn("auth: refresh failed; serving the last good value",
 			"source", c.name, "age", now.Sub(c.fetched).Round(time.Second).String(),
-			"until", deadline.UTC().Format(time.RFC3339), "error", err.Error())
+			"until", c.usableUntil.UTC().Format(time.RFC3339), "error", err.Error())
 		return c.val, nil
 	}
 	var zero T
 	return zero, err
 }
 
-// invalidate makes the next get read the source again (the current value
-// still serves as the stale fallback).
-func (c *cache[T]) invalidate() {
+// expire makes the next get read again; the current value still serves as
+// the stale fallback while usable.
+func (c *cache[T]) expire() {
 	c.mu.Lock()
-	c.invalid = true
+	c.expired = true
 	c.retryAt = time.Time{}
+	c.mu.Unlock()
+}
+
+// drop forgets the current value: the next get reads again, with no
+// fallback.
+func (c *cache[T]) drop() {
+	c.mu.Lock()
+	var zero T
+	c.val, c.has, c.expired, c.retryAt = zero, false, false, time.Time{}
 	c.mu.Unlock()
 }
 
@@ -164,43 +147,83 @@ func (c *cache[T]) stats() StoreStats {
 	return StoreStats{Reads: c.reads.Load(), Failures: c.failures.Load(), Stale: c.stale.Load()}
 }
 
+// StoreOptions tune a CredentialStore or CachedSecret. A nil *StoreOptions,
+// and every zero field, means the documented default.
+type StoreOptions struct {
+	TTL          time.Duration    // how long a value is reused; default 5m (DefaultTTL)
+	Grace        time.Duration    // how long past the TTL the last good value stands in for a failing source; default 15m (DefaultGrace); negative = none
+	FetchTimeout time.Duration    // bound of one read of the source; default 30s
+	Now          func() time.Time // default time.Now
+	Logger       *slog.Logger     // receives the stale-value warnings; default slog.Default()
+}
+
+// StoreStats counts reads of the underlying source.
+type StoreStats struct {
+	Reads    int64 // attempts to read the source
+	Failures int64 // attempts that failed
+	Stale    int64 // answers served from the last good value after a failure
+}
+
+// newSecretCache returns the cache of a CredentialStore or CachedSecret:
+// TTL, then grace with reads spaced by staleRetryInterval (vaults throttle,
+// and the fallback lasts minutes).
+func newSecretCache[T any](name string, fetch func(context.Context) (T, error), o *StoreOptions) *cache[T] {
+	if o == nil {
+		o = &StoreOptions{}
+	}
+	ttl, grace := o.TTL, o.Grace
+	if ttl <= 0 {
+		ttl = DefaultTTL
+	}
+	switch {
+	case grace == 0:
+		grace = DefaultGrace
+	case grace < 0:
+		grace = 0
+	}
+	return &cache[T]{
+		name:  name,
+		fetch: fetch,
+		life: func(_ T, now time.Time) (time.Time, time.Time) {
+			return now.Add(ttl), now.Add(ttl + grace)
+		},
+		retryStale: staleRetryInterval,
+		timeout:    positive(o.FetchTimeout, defaultFetchTimeout),
+		now:        orNow(o.Now),
+		log:        orDefaultLogger(o.Logger),
+	}
+}
+
 // CredentialStore caches the parsed credential read from a SecretSource. It
 // rereads the source after the TTL (so rotation is picked up), lets one read
 // run at a time whatever the concurrency, and, when a read fails, keeps
-// serving the last good credential for StoreOptions.Grace (15 minutes by
-// default) past its TTL, logging a warning; after that the *SecretError is
-// returned. Safe for concurrent use.
+// serving the last good credential for StoreOptions.Grace past its TTL,
+// logging a warning; after that the *SecretError is returned. Safe for
+// concurrent use; build one per process.
 type CredentialStore struct {
 	c *cache[*Credential]
 }
 
-// NewCredentialStore returns a store reading src and parsing the value for
-// cfg.Auth. TenantID and ClientID missing from the value's JSON are filled
-// from cfg. opts may be nil. A nil src (managed-identity mode) gives a nil
-// store, which NewTokenSource accepts in that mode.
-func NewCredentialStore(cfg *Config, src SecretSource, opts *StoreOptions) *CredentialStore {
-	if src == nil {
-		return nil
-	}
+var _ CredentialProvider = (*CredentialStore)(nil)
+
+// NewCredentialStore returns a store reading src (not nil) and parsing the
+// value with ParseCredential for mode (an empty mode checks nothing). A
+// value that does not parse is a *SecretError with Code "InvalidFormat".
+// opts may be nil. No I/O happens before the first Credential call.
+func NewCredentialStore(src SecretSource, mode Mode, opts *StoreOptions) *CredentialStore {
 	fetch := func(ctx context.Context) (*Credential, error) {
 		raw, err := src.Secret(ctx)
 		if err != nil {
 			return nil, err
 		}
-		cred, err := ParseCredential(raw, cfg.Auth)
+		cred, err := ParseCredential(raw, mode)
 		if err != nil {
 			kind, name := splitSourceName(src.Name())
 			return nil, &SecretError{Source: kind, Name: name, Code: "InvalidFormat", Message: err.Error()}
 		}
-		if cred.TenantID == "" {
-			cred.TenantID = cfg.TenantID
-		}
-		if cred.ClientID == "" {
-			cred.ClientID = cfg.ClientID
-		}
 		return cred, nil
 	}
-	return &CredentialStore{c: newCache(src.Name(), fetch, cfg.SecretTTL, opts)}
+	return &CredentialStore{c: newSecretCache(src.Name(), fetch, opts)}
 }
 
 // Credential returns the cached credential, reading the source when the
@@ -214,22 +237,23 @@ func (s *CredentialStore) Credential(ctx context.Context) (*Credential, error) {
 // Invalidate makes the next Credential call reread the source, for example
 // after Entra rejected the secret. The current value remains the fallback
 // during the grace period.
-func (s *CredentialStore) Invalidate() { s.c.invalidate() }
+func (s *CredentialStore) Invalidate() { s.c.expire() }
 
 // Stats reports how often the source was read.
 func (s *CredentialStore) Stats() StoreStats { return s.c.stats() }
 
 // CachedSecret is a SecretSource that caches another one like
 // CredentialStore does (TTL, one read at a time, grace period), without
-// parsing the value. Use it for the webhook secret.
+// parsing the value; for a webhook signing secret, say. Safe for concurrent
+// use.
 type CachedSecret struct {
 	c    *cache[string]
 	name string
 }
 
-// NewCachedSecret wraps src. A zero opts.TTL means DefaultSecretTTL.
+// NewCachedSecret wraps src (not nil). opts may be nil.
 func NewCachedSecret(src SecretSource, opts *StoreOptions) *CachedSecret {
-	return &CachedSecret{c: newCache(src.Name(), src.Secret, DefaultSecretTTL, opts), name: src.Name()}
+	return &CachedSecret{c: newSecretCache(src.Name(), src.Secret, opts), name: src.Name()}
 }
 
 // Secret returns the cached value, reading the source when needed.
@@ -239,7 +263,7 @@ func (s *CachedSecret) Secret(ctx context.Context) (string, error) { return s.c.
 func (s *CachedSecret) Name() string { return s.name }
 
 // Invalidate makes the next Secret call reread the source.
-func (s *CachedSecret) Invalidate() { s.c.invalidate() }
+func (s *CachedSecret) Invalidate() { s.c.expire() }
 
 // Stats reports how often the source was read.
 func (s *CachedSecret) Stats() StoreStats { return s.c.stats() }
@@ -251,4 +275,25 @@ func splitSourceName(n string) (kind, name string) {
 		}
 	}
 	return n, ""
+}
+
+func positive(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+func orNow(now func() time.Time) func() time.Time {
+	if now == nil {
+		return time.Now
+	}
+	return now
+}
+
+func orDefaultLogger(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.Default()
+	}
+	return l
 }

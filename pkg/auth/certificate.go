@@ -24,7 +24,7 @@ const clientAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bea
 // clientCertificate runs the client credentials grant authenticated by a
 // client assertion signed with the certificate's key.
 func (e *entra) clientCertificate(ctx context.Context) (*oauth2.Token, error) {
-	cred, err := e.creds.Credential(ctx)
+	cred, err := e.credential(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -10,7 +10,7 @@ import (
 
 // clientSecret runs the client credentials grant with the current secret.
 func (e *entra) clientSecret(ctx context.Context) (*oauth2.Token, error) {
-	cred, err := e.creds.Credential(ctx)
+	cred, err := e.credential(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -22,7 +22,7 @@ func (e *entra) clientSecret(ctx context.Context) (*oauth2.Token, error) {
 // clientCredentials returns the grant's configuration for cred's tenant and
 // client, without the client authentication.
 func (e *entra) clientCredentials(cred *Credential) *clientcredentials.Config {
-	v := e.cfg.TokenEndpointVersion
+	v := e.version
 	cc := &clientcredentials.Config{
 		ClientID:       cred.ClientID,
 		TokenURL:       e.tokenURL(cred.TenantID, v),
@@ -30,7 +30,7 @@ func (e *entra) clientCredentials(cred *Credential) *clientcredentials.Config {
 		EndpointParams: url.Values{},
 	}
 	if v == TokenEndpointV1 {
-		cc.EndpointParams.Set("resource", e.cfg.TokenAudience)
+		cc.EndpointParams.Set("resource", e.audience)
 	} else {
 		cc.Scopes = []string{e.scope()}
 	}

@@ -1,10 +1,10 @@
 package auth
 
-// Cloud names a Microsoft cloud; it picks the default API, authority and
-// audience URLs.
+// Cloud names a Microsoft cloud; it implies the Defender API, Entra
+// authority and token audience URLs.
 type Cloud string
 
-// The clouds MDE_CLOUD accepts.
+// The clouds.
 const (
 	CloudPublic  Cloud = "public"
 	CloudGCC     Cloud = "gcc"

@@ -42,7 +42,7 @@ const maxCredentialSize = 64 << 10
 // certificate (PEM string), username, password, tenantId, clientId. It then
 // checks that mode has what it needs (an empty mode checks nothing). Errors
 // never contain the value.
-func ParseCredential(raw string, mode AuthMode) (*Credential, error) {
+func ParseCredential(raw string, mode Mode) (*Credential, error) {
 	s := strings.TrimSpace(raw)
 	if s == "" {
 		return nil, errors.New("auth: credential: empty value")
@@ -90,22 +90,35 @@ func ParseCredential(raw string, mode AuthMode) (*Credential, error) {
 	}
 
 	switch mode {
-	case AuthClientSecret:
+	case ModeClientSecret:
 		if c.ClientSecret == "" {
 			return nil, errors.New(`auth: credential: client-secret mode needs a bare secret or JSON with "clientSecret"`)
 		}
-	case AuthClientCertificate:
+	case ModeClientCertificate:
 		if c.PrivateKey == nil {
 			return nil, errors.New(`auth: credential: client-certificate mode needs a PEM certificate and private key, or JSON with "certificate"`)
 		}
-	case AuthPassword:
+	case ModePassword:
 		if c.Username == "" || c.Password == "" {
 			return nil, errors.New(`auth: credential: password mode needs JSON with "username" and "password"`)
 		}
-	case AuthManagedIdentity:
+	case ModeManagedIdentity:
 		return nil, errors.New("auth: credential: managed-identity mode uses no stored credential")
 	}
 	return c, nil
+}
+
+// validTenant reports whether s can be a tenant ID or domain.
+func validTenant(s string) bool {
+	if len(s) > 256 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // parsePEM returns the certificates (leaf first) and the RSA key matching the

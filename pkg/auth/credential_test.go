@@ -35,17 +35,17 @@ func TestParseCredential(t *testing.T) {
 	tests := []struct {
 		name string
 		raw  string
-		mode AuthMode
+		mode Mode
 		want summary
 	}{
-		{"bare secret trimmed", "  abc~123 \n", AuthClientSecret, summary{ClientSecret: "abc~123"}},
-		{"PEM PKCS#1", certPEM + pkcs1PEM(key), AuthClientCertificate, summary{Certs: []string{"leaf"}, HasKey: true}},
-		{"PEM PKCS#8 key first, chain reordered", pkcs8PEM(t, key) + otherPEM + certPEM, AuthClientCertificate, summary{Certs: []string{"leaf", "ca"}, HasKey: true}},
-		{"JSON secret overrides", `{"clientSecret":"js","tenantId":"contoso.onmicrosoft.com","clientId":"cid"}`, AuthClientSecret,
+		{"bare secret trimmed", "  abc~123 \n", ModeClientSecret, summary{ClientSecret: "abc~123"}},
+		{"PEM PKCS#1", certPEM + pkcs1PEM(key), ModeClientCertificate, summary{Certs: []string{"leaf"}, HasKey: true}},
+		{"PEM PKCS#8 key first, chain reordered", pkcs8PEM(t, key) + otherPEM + certPEM, ModeClientCertificate, summary{Certs: []string{"leaf", "ca"}, HasKey: true}},
+		{"JSON secret overrides", `{"clientSecret":"js","tenantId":"contoso.onmicrosoft.com","clientId":"cid"}`, ModeClientSecret,
 			summary{ClientSecret: "js", TenantID: "contoso.onmicrosoft.com", ClientID: "cid"}},
-		{"JSON certificate", `{"certificate":` + string(jsonPEM) + `}`, AuthClientCertificate, summary{Certs: []string{"leaf"}, HasKey: true}},
-		{"JSON public password", `{"username":"u@contoso.com","password":"pw"}`, AuthPassword, summary{Username: "u@contoso.com", Password: "pw"}},
-		{"JSON confidential password", `{"username":"u","password":"pw","clientSecret":"cs","unknown":1}`, AuthPassword, summary{Username: "u", Password: "pw", ClientSecret: "cs"}},
+		{"JSON certificate", `{"certificate":` + string(jsonPEM) + `}`, ModeClientCertificate, summary{Certs: []string{"leaf"}, HasKey: true}},
+		{"JSON public password", `{"username":"u@contoso.com","password":"pw"}`, ModePassword, summary{Username: "u@contoso.com", Password: "pw"}},
+		{"JSON confidential password", `{"username":"u","password":"pw","clientSecret":"cs","unknown":1}`, ModePassword, summary{Username: "u", Password: "pw", ClientSecret: "cs"}},
 		{"any mode", `{"username":"u"}`, "", summary{Username: "u"}},
 	}
 	for _, tt := range tests {
@@ -59,7 +59,7 @@ func TestParseCredential(t *testing.T) {
 			}
 		})
 	}
-	if c, _ := ParseCredential(certPEM+pkcs1PEM(key), AuthClientCertificate); !c.Certificate[0].Equal(cert) || c.Certificate[0].Equal(otherCert) {
+	if c, _ := ParseCredential(certPEM+pkcs1PEM(key), ModeClientCertificate); !c.Certificate[0].Equal(cert) || c.Certificate[0].Equal(otherCert) {
 		t.Errorf("ParseCredential(PEM) leaf is not the key's certificate")
 	}
 }
@@ -76,25 +76,25 @@ func TestParseCredentialErrors(t *testing.T) {
 	tests := []struct {
 		name string
 		raw  string
-		mode AuthMode
+		mode Mode
 	}{
-		{"empty", "  ", AuthClientSecret},
-		{"too large", strings.Repeat("x", maxCredentialSize+1), AuthClientSecret},
-		{"bad JSON", `{"clientSecret":"` + canary, AuthClientSecret},
-		{"JSON wrong type", `{"clientSecret":1,"password":"` + canary + `"}`, AuthClientSecret},
-		{"JSON without secret", `{"username":"u","password":"` + canary + `"}`, AuthClientSecret},
-		{"bare secret for certificate", canary, AuthClientCertificate},
-		{"certificate without key", certPEM, AuthClientCertificate},
-		{"key without certificate", pkcs1PEM(key), AuthClientCertificate},
-		{"mismatched key", certPEM + pkcs1PEM(other), AuthClientCertificate},
-		{"EC key", certPEM + pkcs8PEM(t, ec), AuthClientCertificate},
-		{"garbage certificate", "-----BEGIN CERTIFICATE-----\nQ0FOQVJZ\n-----END CERTIFICATE-----\n" + pkcs1PEM(key), AuthClientCertificate},
-		{"garbage key", certPEM + "-----BEGIN RSA PRIVATE KEY-----\nQ0FOQVJZ\n-----END RSA PRIVATE KEY-----\n", AuthClientCertificate},
-		{"encrypted key", certPEM + "-----BEGIN ENCRYPTED PRIVATE KEY-----\nQ0FOQVJZ\n-----END ENCRYPTED PRIVATE KEY-----\n", AuthClientCertificate},
-		{"password without password", `{"username":"u","clientSecret":"` + canary + `"}`, AuthPassword},
-		{"bare secret for password", canary, AuthPassword},
-		{"managed identity", canary, AuthManagedIdentity},
-		{"bad JSON tenant", `{"clientSecret":"` + canary + `","tenantId":"a/b"}`, AuthClientSecret},
+		{"empty", "  ", ModeClientSecret},
+		{"too large", strings.Repeat("x", maxCredentialSize+1), ModeClientSecret},
+		{"bad JSON", `{"clientSecret":"` + canary, ModeClientSecret},
+		{"JSON wrong type", `{"clientSecret":1,"password":"` + canary + `"}`, ModeClientSecret},
+		{"JSON without secret", `{"username":"u","password":"` + canary + `"}`, ModeClientSecret},
+		{"bare secret for certificate", canary, ModeClientCertificate},
+		{"certificate without key", certPEM, ModeClientCertificate},
+		{"key without certificate", pkcs1PEM(key), ModeClientCertificate},
+		{"mismatched key", certPEM + pkcs1PEM(other), ModeClientCertificate},
+		{"EC key", certPEM + pkcs8PEM(t, ec), ModeClientCertificate},
+		{"garbage certificate", "-----BEGIN CERTIFICATE-----\nQ0FOQVJZ\n-----END CERTIFICATE-----\n" + pkcs1PEM(key), ModeClientCertificate},
+		{"garbage key", certPEM + "-----BEGIN RSA PRIVATE KEY-----\nQ0FOQVJZ\n-----END RSA PRIVATE KEY-----\n", ModeClientCertificate},
+		{"encrypted key", certPEM + "-----BEGIN ENCRYPTED PRIVATE KEY-----\nQ0FOQVJZ\n-----END ENCRYPTED PRIVATE KEY-----\n", ModeClientCertificate},
+		{"password without password", `{"username":"u","clientSecret":"` + canary + `"}`, ModePassword},
+		{"bare secret for password", canary, ModePassword},
+		{"managed identity", canary, ModeManagedIdentity},
+		{"bad JSON tenant", `{"clientSecret":"` + canary + `","tenantId":"a/b"}`, ModeClientSecret},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -116,7 +116,7 @@ func TestCredentialRedacts(t *testing.T) {
 		"clientSecret": "CANARY-cs", "username": "user@contoso.com", "password": "CANARY-pw",
 		"certificate": certPEM + pkcs1PEM(key),
 	})
-	c, err := ParseCredential(string(raw), AuthPassword)
+	c, err := ParseCredential(string(raw), ModePassword)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,24 +1,30 @@
-// Package auth reads mdefn's configuration and obtains the credentials and
-// tokens the Defender for Endpoint API needs.
+// Package auth obtains the credentials and tokens the Microsoft Defender for
+// Endpoint API needs, and inspects tokens.
 //
-// The pieces, in the order a function wires them at cold start:
+// The pieces, in the order a program wires them once at start (no I/O
+// happens until the first token is asked for):
 //
-//	cfg, err := auth.LoadConfig(os.Getenv)        // no I/O; exit non-zero on error
-//	src, err := auth.NewSecretSource(cfg, nil)    // Key Vault, Secrets Manager or environment
-//	store := auth.NewCredentialStore(cfg, src, nil)   // nil in managed-identity mode
-//	tokens, err := auth.NewTokenSource(cfg, store, nil, nil)
+//	src, err := auth.NewKeyVaultSource(vaultURL, "mde-client-secret", nil, nil) // or NewAWSSecretSource, NewEnvSecretSource
+//	store := auth.NewCredentialStore(src, auth.ModeClientSecret, nil)
+//	tokens, err := auth.NewTokenSource(auth.ModeClientSecret, tenantID, clientID, store, nil, nil)
+//	client, err := atp.NewClient("https://api.security.microsoft.com", tokens, nil)
+//
+// In ModeManagedIdentity no stored credential is needed: pass a nil store.
+// For another Microsoft cloud, take the URLs from Cloud.Endpoints and set
+// TokenOptions.AuthorityURL and Audience.
 //
 // tokens is safe for concurrent use and meant to live for the whole process:
 // it caches the access token in memory, refreshes it five minutes before
-// expiry with a single upstream request, and rereads the secret after the
-// store's TTL so a rotated secret is picked up without a restart.
+// expiry with a single upstream request, and the store rereads the secret
+// after its TTL so a rotated secret is picked up without a restart. A
+// CachedSecret caches any other secret (a webhook signing key) the same way.
 //
 // ParseUnverified decodes a token without checking it; a Verifier checks its
 // signature against the tenant's published keys and its claims, and
-// Permissions tells which mdefn functions a token's roles or scopes allow.
+// Claims.Check tells whether its roles or scopes allow an operation.
 //
-// Errors: *ConfigError (a setting), *SecretError (the vault, Secrets Manager
-// or the secret's format), *EntraError (the token endpoint or managed
-// identity answered with an error). None of them ever holds a secret, a
-// password, a private key or a token.
+// Errors: *SecretError (the vault, Secrets Manager or the secret's format),
+// *EntraError (the token endpoint or managed identity answered with an
+// error); every TokenSource error matches ErrToken. None of them ever holds
+// a secret, a password, a private key or a token.
 package auth

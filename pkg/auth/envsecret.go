@@ -2,15 +2,17 @@ package auth
 
 import "context"
 
-// EnvSecretSource serves a value taken from the environment (local
-// development only).
+// EnvSecretSource serves a fixed value, such as one taken from an
+// environment variable (for local development: a secret in the environment
+// is readable by anything that can read the process's environment). Safe for
+// concurrent use.
 type EnvSecretSource struct {
 	name  string
 	value string
 }
 
 // NewEnvSecretSource returns a source serving value; name is the variable it
-// came from, for logs.
+// came from (or any label), for logs and errors.
 func NewEnvSecretSource(name, value string) *EnvSecretSource {
 	return &EnvSecretSource{name: name, value: value}
 }

@@ -10,25 +10,13 @@ import (
 // returns, whatever its cause (*EntraError, *SecretError, a network or
 // context error, all still reachable with errors.As / errors.Is), so that
 // callers can tell a token failure from their own.
-var ErrToken = errors.New("token")
+var ErrToken = errors.New("auth: token")
 
 // tokenError marks err as a token failure without changing its text.
 type tokenError struct{ err error }
 
 func (e *tokenError) Error() string   { return e.err.Error() }
 func (e *tokenError) Unwrap() []error { return []error{ErrToken, e.err} }
-
-// ConfigError reports a missing, malformed or contradictory setting. Its text
-// is one line that names the setting, suitable for stderr before exiting.
-type ConfigError struct {
-	Setting string // the environment variable, e.g. "MDE_CLOUD"
-	Reason  string // what is wrong and what to do
-}
-
-// Error returns "<setting>: <reason>".
-func (e *ConfigError) Error() string {
-	return e.Setting + ": " + e.Reason
-}
 
 // SecretError reports a failure to read or parse the stored credential. It
 // never contains the secret's value.

@@ -1,22 +1,27 @@
 package auth
 
 import (
-	"errors"
-	"log/slog"
-	"strings"
-
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"errors"
+	"log/slog"
 	"math/big"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+)
+
+const (
+	testTenant = "11111111-2222-3333-4444-555555555555"
+	testClient = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
 )
 
 // fakeClock is an injectable clock.
@@ -39,13 +44,16 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// fakeSource is a SecretSource whose value and error the test sets.
+// fakeSource is a SecretSource whose value and error the test sets. With a
+// gate, a read signals started (when not nil) and then blocks until the gate
+// is closed or its context ends.
 type fakeSource struct {
-	mu    sync.Mutex
-	value string
-	err   error
-	delay time.Duration
-	reads atomic.Int64
+	mu      sync.Mutex
+	value   string
+	err     error
+	gate    chan struct{}
+	started chan struct{}
+	reads   atomic.Int64
 }
 
 func (s *fakeSource) set(value string, err error) {
@@ -57,11 +65,17 @@ func (s *fakeSource) set(value string, err error) {
 func (s *fakeSource) Secret(ctx context.Context) (string, error) {
 	s.reads.Add(1)
 	s.mu.Lock()
-	v, err, d := s.value, s.err, s.delay
+	v, err, gate, started := s.value, s.err, s.gate, s.started
 	s.mu.Unlock()
-	if d > 0 {
+	if gate != nil {
+		if started != nil {
+			select {
+			case started <- struct{}{}:
+			default:
+			}
+		}
 		select {
-		case <-time.After(d):
+		case <-gate:
 		case <-ctx.Done():
 			return "", ctx.Err()
 		}
@@ -125,9 +139,24 @@ func pkcs8PEM(t testing.TB, key any) string {
 	return string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
 }
 
-// env returns a getenv over m.
-func env(m map[string]string) func(string) string {
-	return func(k string) string { return m[k] }
+// recordSleep is an injectable sleep that returns at once and records the
+// delays asked for.
+type recordSleep struct {
+	mu     sync.Mutex
+	delays []time.Duration
+}
+
+func (s *recordSleep) Sleep(ctx context.Context, d time.Duration) error {
+	s.mu.Lock()
+	s.delays = append(s.delays, d)
+	s.mu.Unlock()
+	return ctx.Err()
+}
+
+func (s *recordSleep) Delays() []time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]time.Duration(nil), s.delays...)
 }
 
 var noRetry = policy.RetryOptions{MaxRetries: -1}

@@ -20,14 +20,14 @@ const maxTokenSize = 16 << 10
 // TokenType says whether a token acts as an application or as a user.
 type TokenType string
 
-// The token types tokencheck reports.
+// The token types.
 const (
 	TokenApplication TokenType = "application" // app roles ("roles")
 	TokenDelegated   TokenType = "delegated"   // user scopes ("scp")
 )
 
-// Claims are the fields of an Entra access token mdefn reads. Times are zero
-// when the claim is absent.
+// Claims are the fields of an Entra access token this package reads. Times
+// are zero when the claim is absent.
 type Claims struct {
 	TenantID  string    // tid
 	AppID     string    // appid (v1) or azp (v2)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"unicode/utf8"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
@@ -34,7 +35,8 @@ type KeyVaultOptions struct {
 	Retry policy.RetryOptions
 }
 
-// KeyVaultSource reads the current version of one Key Vault secret.
+// KeyVaultSource reads the current version of one Key Vault secret. Safe for
+// concurrent use.
 type KeyVaultSource struct {
 	client *azsecrets.Client
 	name   string
@@ -150,9 +152,14 @@ func vaultMessage(resp *http.Response) string {
 	return clip(v.Error.Message, 300)
 }
 
+// clip shortens s to at most n bytes, cut at a rune boundary, marking the
+// cut with "…".
 func clip(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "…"
 }

@@ -24,16 +24,16 @@ type managedIdentity struct {
 // newManagedIdentity reads the identity endpoint settings (IDENTITY_ENDPOINT,
 // IDENTITY_HEADER, ...) now, as azidentity does at construction; it does no
 // I/O.
-func newManagedIdentity(cfg *Config, httpClient *http.Client, retry policy.RetryOptions) (*managedIdentity, error) {
+func newManagedIdentity(clientID, audience string, httpClient *http.Client, retry policy.RetryOptions) (*managedIdentity, error) {
 	o := &azidentity.ManagedIdentityCredentialOptions{ClientOptions: azcore.ClientOptions{Transport: httpClient, Retry: retry}}
-	if cfg.ClientID != "" {
-		o.ID = azidentity.ClientID(cfg.ClientID)
+	if clientID != "" {
+		o.ID = azidentity.ClientID(clientID)
 	}
 	cred, err := azidentity.NewManagedIdentityCredential(o)
 	if err != nil {
 		return nil, fmt.Errorf("auth: managed identity: %w", err)
 	}
-	return &managedIdentity{cred: cred, scope: strings.TrimRight(cfg.TokenAudience, "/") + "/.default"}, nil
+	return &managedIdentity{cred: cred, scope: strings.TrimRight(audience, "/") + "/.default"}, nil
 }
 
 func (m *managedIdentity) token(ctx context.Context) (*oauth2.Token, error) {

@@ -14,7 +14,7 @@ import (
 // password, and client_secret only when the secret's JSON has one
 // (confidential client). The token is delegated (scp).
 func (e *entra) password(ctx context.Context) (*oauth2.Token, error) {
-	cred, err := e.creds.Credential(ctx)
+	cred, err := e.credential(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -26,7 +26,7 @@ func (e *entra) password(ctx context.Context) (*oauth2.Token, error) {
 		EndpointParams: url.Values{
 			// clientcredentials lets grant_type be overridden.
 			"grant_type": {"password"},
-			"resource":   {e.cfg.TokenAudience},
+			"resource":   {e.audience},
 			"username":   {cred.Username},
 			"password":   {cred.Password},
 		},

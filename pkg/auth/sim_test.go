@@ -53,23 +53,81 @@ func startSim(t *testing.T) *sim.Sim {
 	return s
 }
 
-// simConfig loads the configuration the simulator's environment gives,
-// with overrides ("" removes a setting).
-func simConfig(t *testing.T, s *sim.Sim, overrides map[string]string) *auth.Config {
-	t.Helper()
-	m := s.Env(overrides)
-	cfg, err := auth.LoadConfig(func(k string) string { return m[k] })
-	if err != nil {
-		t.Fatalf("LoadConfig(sim env) error %v", err)
-	}
-	return cfg
+// simSetup says how a test signs in to the simulator. The zero value is
+// the default app's client secret, read from the simulated Key Vault.
+type simSetup struct {
+	mode       auth.Mode // default ModeClientSecret
+	clientID   string    // default sim.DefaultClientID; in managed-identity mode the user-assigned identity
+	secretName string    // Key Vault secret; default sim.DefaultSecretName
+	awsID      string    // when set, the credential is read from Secrets Manager instead
+	version    auth.TokenEndpointVersion
 }
 
-// fastSource is NewSecretSource, with Key Vault retries off so the "vault
-// down" paths answer at once.
-func fastSource(t *testing.T, s *sim.Sim, cfg *auth.Config) auth.SecretSource {
+func (ss simSetup) withDefaults() simSetup {
+	if ss.mode == "" {
+		ss.mode = auth.ModeClientSecret
+	}
+	if ss.clientID == "" && ss.mode != auth.ModeManagedIdentity {
+		ss.clientID = sim.DefaultClientID
+	}
+	if ss.secretName == "" {
+		ss.secretName = sim.DefaultSecretName
+	}
+	return ss
+}
+
+// source returns the setup's secret source (nil in managed-identity mode),
+// with the SDKs' retries off so that the "down" paths answer at once.
+func (ss simSetup) source(t *testing.T, s *sim.Sim) auth.SecretSource {
 	t.Helper()
-	src, err := auth.NewKeyVaultSource(cfg.KeyVaultURL, cfg.SecretName, s.HTTPClient(), &auth.KeyVaultOptions{
+	ss = ss.withDefaults()
+	switch {
+	case ss.mode == auth.ModeManagedIdentity:
+		return nil
+	case ss.awsID != "":
+		// The endpoint comes from AWS_ENDPOINT_URL_SECRETS_MANAGER.
+		src, err := auth.NewAWSSecretSource(context.Background(), ss.awsID, s.HTTPClient(), config.WithRetryMaxAttempts(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return src
+	}
+	return fastSource(t, s, ss.secretName)
+}
+
+// tokens returns a store over src (nil when src is) and a token source
+// for the setup. so and to may be nil.
+func (ss simSetup) tokens(t *testing.T, s *sim.Sim, src auth.SecretSource, so *auth.StoreOptions, to *auth.TokenOptions) (*auth.TokenSource, *auth.CredentialStore) {
+	t.Helper()
+	ss = ss.withDefaults()
+	var store *auth.CredentialStore
+	if src != nil {
+		store = auth.NewCredentialStore(src, ss.mode, so)
+	}
+	opts := &auth.TokenOptions{}
+	if to != nil {
+		*opts = *to
+	}
+	opts.AuthorityURL, opts.Audience, opts.EndpointVersion = s.AuthorityURL(), s.Audience(), ss.version
+	ts, err := auth.NewTokenSource(ss.mode, s.TenantID(), ss.clientID, store, s.HTTPClient(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ts, store
+}
+
+// newSimVerifier is a verifier of the simulator's tenant (tenant: its ID or
+// domain), closed at the end of the test.
+func newSimVerifier(t testing.TB, s *sim.Sim, tenant string) *auth.Verifier {
+	v := auth.NewVerifier(s.AuthorityURL(), tenant, s.Audience(), s.HTTPClient(), nil)
+	t.Cleanup(v.Close)
+	return v
+}
+
+// fastSource reads Key Vault secret name with the vault's retries off.
+func fastSource(t *testing.T, s *sim.Sim, name string) *auth.KeyVaultSource {
+	t.Helper()
+	src, err := auth.NewKeyVaultSource(s.VaultURL(), name, s.HTTPClient(), &auth.KeyVaultOptions{
 		DisableChallengeResourceVerification: true, Retry: noRetry,
 	})
 	if err != nil {
@@ -98,16 +156,19 @@ func (l *logBuffer) String() string {
 
 func TestSimKeyVaultClientSecretEndToEnd(t *testing.T) {
 	s := startSim(t)
-	cfg := simConfig(t, s, nil)
-	src, err := auth.NewSecretSource(cfg, s.HTTPClient())
+	// The production chain: DefaultAzureCredential reads the vault with the
+	// simulated managed identity.
+	src, err := auth.NewKeyVaultSource(s.VaultURL(), sim.DefaultSecretName, s.HTTPClient(), &auth.KeyVaultOptions{DisableChallengeResourceVerification: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := src.Name(); got != "keyvault:"+sim.DefaultSecretName {
-		t.Errorf("NewSecretSource().Name() = %q, want keyvault:%s", got, sim.DefaultSecretName)
+		t.Errorf("NewKeyVaultSource().Name() = %q, want keyvault:%s", got, sim.DefaultSecretName)
 	}
-	store := auth.NewCredentialStore(cfg, src, nil)
-	ts, err := auth.NewTokenSource(cfg, store, s.HTTPClient(), nil)
+	store := auth.NewCredentialStore(src, auth.ModeClientSecret, nil)
+	ts, err := auth.NewTokenSource(auth.ModeClientSecret, s.TenantID(), sim.DefaultClientID, store, s.HTTPClient(), &auth.TokenOptions{
+		AuthorityURL: s.AuthorityURL(), Audience: s.Audience(),
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +176,7 @@ func TestSimKeyVaultClientSecretEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("TokenContext() error %v", err)
 	}
-	v := auth.NewVerifier(cfg.AuthorityURL, cfg.TenantID, cfg.TokenAudience, s.HTTPClient(), nil)
+	v := newSimVerifier(t, s, s.TenantID())
 	claims, problems, err := v.Verify(context.Background(), tok.AccessToken)
 	if err != nil || len(problems) != 0 {
 		t.Fatalf("Verify(sim token) = %v, %v; want valid", problems, err)
@@ -147,49 +208,42 @@ func TestSimTokenSources(t *testing.T) {
 
 	tests := []struct {
 		name      string
-		overrides map[string]string
+		setup     simSetup
+		env       string // when set, the credential is served from memory instead
 		wantType  auth.TokenType
 		wantApp   string
 		wantRoles []string
 		wantScp   []string
 	}{
-		{"client-secret v2", nil, auth.TokenApplication, sim.DefaultClientID, sim.ApplicationRoles(), nil},
-		{"client-secret v1", map[string]string{"MDE_TOKEN_ENDPOINT_VERSION": "v1"}, auth.TokenApplication, sim.DefaultClientID, sim.ApplicationRoles(), nil},
-		{"client-secret from AWS", map[string]string{"MDE_KEYVAULT_URL": "", "MDE_AWS_SECRET_ID": sim.DefaultAWSSecretID},
+		{"client-secret v2", simSetup{}, "", auth.TokenApplication, sim.DefaultClientID, sim.ApplicationRoles(), nil},
+		{"client-secret v1", simSetup{version: auth.TokenEndpointV1}, "", auth.TokenApplication, sim.DefaultClientID, sim.ApplicationRoles(), nil},
+		{"client-secret from AWS", simSetup{awsID: sim.DefaultAWSSecretID}, "",
 			auth.TokenApplication, sim.DefaultClientID, sim.ApplicationRoles(), nil},
-		{"client-secret from environment", map[string]string{"MDE_KEYVAULT_URL": "", "MDE_CLIENT_SECRET": sim.DefaultClientSecret},
+		{"client-secret from environment", simSetup{}, sim.DefaultClientSecret,
 			auth.TokenApplication, sim.DefaultClientID, sim.ApplicationRoles(), nil},
-		{"client-certificate", map[string]string{"MDE_AUTH": "client-certificate", "MDE_CLIENT_ID": certApp.ClientID, "MDE_SECRET_NAME": "cert-secret"},
+		{"client-certificate", simSetup{mode: auth.ModeClientCertificate, clientID: certApp.ClientID, secretName: "cert-secret"}, "",
 			auth.TokenApplication, certApp.ClientID, []string{"Machine.Isolate"}, nil},
-		{"password public client", map[string]string{"MDE_AUTH": "password", "MDE_CLIENT_ID": sim.DefaultPublicClientID, "MDE_SECRET_NAME": "user-secret"},
+		{"password public client", simSetup{mode: auth.ModePassword, clientID: sim.DefaultPublicClientID, secretName: "user-secret"}, "",
 			auth.TokenDelegated, sim.DefaultPublicClientID, nil, sim.DelegatedScopes()},
-		{"password confidential client", map[string]string{"MDE_AUTH": "password", "MDE_SECRET_NAME": "confidential-user-secret"},
+		{"password confidential client", simSetup{mode: auth.ModePassword, secretName: "confidential-user-secret"}, "",
 			auth.TokenDelegated, sim.DefaultClientID, nil, sim.DelegatedScopes()},
-		{"managed identity", map[string]string{"MDE_AUTH": "managed-identity", "MDE_CLIENT_ID": "", "MDE_KEYVAULT_URL": ""},
+		{"managed identity", simSetup{mode: auth.ModeManagedIdentity}, "",
 			auth.TokenApplication, sim.DefaultManagedIdentityClientID, sim.ApplicationRoles(), nil},
-		{"user-assigned managed identity", map[string]string{"MDE_AUTH": "managed-identity", "MDE_CLIENT_ID": uami.ClientID, "MDE_KEYVAULT_URL": ""},
+		{"user-assigned managed identity", simSetup{mode: auth.ModeManagedIdentity, clientID: uami.ClientID}, "",
 			auth.TokenApplication, uami.ClientID, []string{"Alert.Read.All"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := simConfig(t, s, tt.overrides)
-			src, err := auth.NewSecretSource(cfg, s.HTTPClient())
-			if err != nil {
-				t.Fatal(err)
+			src := tt.setup.source(t, s)
+			if tt.env != "" {
+				src = auth.NewEnvSecretSource("secret", tt.env)
 			}
-			var store *auth.CredentialStore
-			if src != nil {
-				store = auth.NewCredentialStore(cfg, src, nil)
-			}
-			ts, err := auth.NewTokenSource(cfg, store, s.HTTPClient(), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			ts, _ := tt.setup.tokens(t, s, src, nil, nil)
 			tok, err := ts.TokenContext(context.Background())
 			if err != nil {
 				t.Fatalf("TokenContext() error %v", err)
 			}
-			v := auth.NewVerifier(cfg.AuthorityURL, cfg.TenantID, cfg.TokenAudience, s.HTTPClient(), nil)
+			v := newSimVerifier(t, s, s.TenantID())
 			c, problems, err := v.Verify(context.Background(), tok.AccessToken)
 			if err != nil || len(problems) != 0 {
 				t.Fatalf("Verify() = %v, %v; want valid", problems, err)
@@ -213,22 +267,20 @@ func TestSimEntraErrors(t *testing.T) {
 	s.SetSecret("wrong-secret", "CANARY-wrong-secret")
 	s.SetSecret("wrong-password", `{"username":"`+sim.DefaultUserUPN+`","password":"CANARY-wrong-password"}`)
 	tests := []struct {
-		name      string
-		overrides map[string]string
-		code      string
-		aadsts    int
+		name   string
+		setup  simSetup
+		code   string
+		aadsts int
 	}{
-		{"wrong secret", map[string]string{"MDE_SECRET_NAME": "wrong-secret"}, "invalid_client", 7000215},
-		{"unknown app", map[string]string{"MDE_CLIENT_ID": "00000000-0000-0000-0000-000000000001"}, "unauthorized_client", 700016},
-		{"wrong password", map[string]string{"MDE_AUTH": "password", "MDE_CLIENT_ID": sim.DefaultPublicClientID, "MDE_SECRET_NAME": "wrong-password"}, "invalid_grant", 50126},
+		{"wrong secret", simSetup{secretName: "wrong-secret"}, "invalid_client", 7000215},
+		{"unknown app", simSetup{clientID: "00000000-0000-0000-0000-000000000001"}, "unauthorized_client", 700016},
+		{"wrong password", simSetup{mode: auth.ModePassword, clientID: sim.DefaultPublicClientID, secretName: "wrong-password"}, "invalid_grant", 50126},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := simConfig(t, s, tt.overrides)
-			src, _ := auth.NewSecretSource(cfg, s.HTTPClient())
 			var logs logBuffer
-			store := auth.NewCredentialStore(cfg, src, &auth.StoreOptions{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
-			ts, _ := auth.NewTokenSource(cfg, store, s.HTTPClient(), &auth.TokenOptions{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+			logger := slog.New(slog.NewJSONHandler(&logs, nil))
+			ts, _ := tt.setup.tokens(t, s, tt.setup.source(t, s), &auth.StoreOptions{Logger: logger}, &auth.TokenOptions{Logger: logger})
 			_, err := ts.TokenContext(context.Background())
 			var ee *auth.EntraError
 			if !errors.As(err, &ee) {
@@ -246,16 +298,7 @@ func TestSimEntraErrors(t *testing.T) {
 
 func TestSimKeyVaultErrors(t *testing.T) {
 	s := startSim(t)
-	cfg := simConfig(t, s, nil)
-	newSource := func(name string) *auth.KeyVaultSource {
-		src, err := auth.NewKeyVaultSource(cfg.KeyVaultURL, name, s.HTTPClient(), &auth.KeyVaultOptions{
-			DisableChallengeResourceVerification: true, Retry: noRetry,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return src
-	}
+	newSource := func(name string) *auth.KeyVaultSource { return fastSource(t, s, name) }
 	if got, err := newSource(sim.DefaultSecretName).Secret(context.Background()); err != nil || got != sim.DefaultClientSecret {
 		t.Fatalf("Secret() = %q, %v; want the default secret", got, err)
 	}
@@ -365,26 +408,27 @@ func TestSimAWSSecretsManager(t *testing.T) {
 func TestSimWebhookSecret(t *testing.T) {
 	s := startSim(t)
 	s.SetSecret("hook-secret", "hook-v1")
-	cfg := simConfig(t, s, map[string]string{"MDE_WEBHOOK_SECRET_NAME": "hook-secret"})
-	src, err := auth.NewWebhookSecretSource(cfg, s.HTTPClient())
-	if err != nil || src == nil {
-		t.Fatalf("NewWebhookSecretSource() = %v, %v", src, err)
-	}
-	cached := auth.NewCachedSecret(src, &auth.StoreOptions{TTL: cfg.SecretTTL})
+	clk := &clock{t: time.Now()}
+	cached := auth.NewCachedSecret(fastSource(t, s, "hook-secret"), &auth.StoreOptions{Now: clk.Now})
 	if got, err := cached.Secret(context.Background()); err != nil || got != "hook-v1" {
 		t.Errorf("webhook Secret() = %q, %v; want hook-v1", got, err)
 	}
-	if src, err := auth.NewWebhookSecretSource(simConfig(t, s, nil), nil); src != nil || err != nil {
-		t.Errorf("NewWebhookSecretSource(no webhook) = %v, %v; want nil, nil", src, err)
+	s.SetSecret("hook-secret", "hook-v2")
+	if got, _ := cached.Secret(context.Background()); got != "hook-v1" {
+		t.Errorf("webhook Secret() within the TTL = %q, want hook-v1 (cached)", got)
+	}
+	clk.Advance(auth.DefaultTTL)
+	if got, _ := cached.Secret(context.Background()); got != "hook-v2" {
+		t.Errorf("webhook Secret() after the TTL = %q, want hook-v2", got)
+	}
+	if got := cached.Name(); got != "keyvault:hook-secret" {
+		t.Errorf("Name() = %q, want keyvault:hook-secret", got)
 	}
 }
 
 func TestSimColdStartConcurrency(t *testing.T) {
 	s := startSim(t)
-	cfg := simConfig(t, s, nil)
-	src, _ := auth.NewSecretSource(cfg, s.HTTPClient())
-	store := auth.NewCredentialStore(cfg, src, nil)
-	ts, _ := auth.NewTokenSource(cfg, store, s.HTTPClient(), nil)
+	ts, store := simSetup{}.tokens(t, s, simSetup{}.source(t, s), nil, nil)
 	s.ResetStats()
 	var wg sync.WaitGroup
 	var failed atomic.Int64
@@ -423,12 +467,10 @@ func (c *clock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.U
 
 func TestSimRotationAndGrace(t *testing.T) {
 	s := startSim(t)
-	cfg := simConfig(t, s, nil)
-	src := fastSource(t, s, cfg)
 	clk := &clock{t: time.Now()}
 	var logs logBuffer
-	store := auth.NewCredentialStore(cfg, src, &auth.StoreOptions{Now: clk.Now, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
-	ts, _ := auth.NewTokenSource(cfg, store, s.HTTPClient(), nil)
+	ts, store := simSetup{}.tokens(t, s, fastSource(t, s, sim.DefaultSecretName),
+		&auth.StoreOptions{Now: clk.Now, Logger: slog.New(slog.NewJSONHandler(&logs, nil))}, nil)
 	ctx := context.Background()
 	if _, err := ts.TokenContext(ctx); err != nil {
 		t.Fatal(err)
@@ -438,7 +480,7 @@ func TestSimRotationAndGrace(t *testing.T) {
 	const rotated = "sim~Rotated~secret-000000000000000000"
 	s.AddApp(sim.App{ClientID: sim.DefaultClientID, Secret: rotated, Roles: sim.ApplicationRoles(), VaultAccess: true})
 	s.SetSecret(sim.DefaultSecretName, rotated)
-	clk.Advance(cfg.SecretTTL + time.Second)
+	clk.Advance(auth.DefaultTTL + time.Second)
 	ts.Invalidate()
 	if _, err := ts.TokenContext(ctx); err != nil {
 		t.Fatalf("TokenContext() after rotation error %v", err)
@@ -451,7 +493,7 @@ func TestSimRotationAndGrace(t *testing.T) {
 	// period, then the SecretError surfaces.
 	s.Down(sim.KeyVault)
 	defer s.Up(sim.KeyVault)
-	clk.Advance(cfg.SecretTTL + time.Second)
+	clk.Advance(auth.DefaultTTL + time.Second)
 	if c, err := store.Credential(ctx); err != nil || c.ClientSecret != rotated {
 		t.Errorf("Credential() in grace = %v, %v; want the last good value", c, err)
 	}
@@ -470,8 +512,7 @@ func TestSimRotationAndGrace(t *testing.T) {
 
 func TestSimVerifyForgedTokens(t *testing.T) {
 	s := startSim(t)
-	cfg := simConfig(t, s, nil)
-	v := auth.NewVerifier(cfg.AuthorityURL, cfg.TenantID, cfg.TokenAudience, s.HTTPClient(), nil)
+	v := newSimVerifier(t, s, s.TenantID())
 	now := s.Now()
 	tests := []struct {
 		name string
@@ -501,7 +542,7 @@ func TestSimVerifyForgedTokens(t *testing.T) {
 	if err := s.RotateSigningKey(); err != nil {
 		t.Fatal(err)
 	}
-	v = auth.NewVerifier(cfg.AuthorityURL, s.TenantDomain(), cfg.TokenAudience, s.HTTPClient(), nil)
+	v = newSimVerifier(t, s, s.TenantDomain())
 	if _, problems, err := v.Verify(context.Background(), s.IssueToken(sim.TokenSpec{})); err != nil || len(problems) != 0 {
 		t.Errorf("Verify() after rotation, domain tenant = %v, %v; want valid", problems, err)
 	}
@@ -527,18 +568,15 @@ func TestSimLeakCanary(t *testing.T) {
 	var logs logBuffer
 	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	var errs []string
-	for _, o := range []map[string]string{
-		{"MDE_SECRET_NAME": "canary-secret"},
-		{"MDE_SECRET_NAME": "canary-user", "MDE_AUTH": "password"},
-		{"MDE_SECRET_NAME": "canary-cert", "MDE_AUTH": "client-certificate"},
-		{"MDE_SECRET_NAME": "canary-broken"},
-		{"MDE_SECRET_NAME": "canary-broken", "MDE_AUTH": "client-certificate"},
+	for _, o := range []simSetup{
+		{secretName: "canary-secret"},
+		{secretName: "canary-user", mode: auth.ModePassword},
+		{secretName: "canary-cert", mode: auth.ModeClientCertificate},
+		{secretName: "canary-broken"},
+		{secretName: "canary-broken", mode: auth.ModeClientCertificate},
 	} {
-		cfg := simConfig(t, s, o)
-		src := fastSource(t, s, cfg)
 		clk := &clock{t: time.Now()}
-		store := auth.NewCredentialStore(cfg, src, &auth.StoreOptions{Logger: logger, Now: clk.Now})
-		ts, _ := auth.NewTokenSource(cfg, store, s.HTTPClient(), &auth.TokenOptions{Logger: logger})
+		ts, store := o.tokens(t, s, o.source(t, s), &auth.StoreOptions{Logger: logger, Now: clk.Now}, &auth.TokenOptions{Logger: logger})
 		_, err := ts.TokenContext(context.Background())
 		if err == nil {
 			t.Errorf("TokenContext(%v) succeeded with canary credentials", o)
@@ -550,7 +588,7 @@ func TestSimLeakCanary(t *testing.T) {
 			errs = append(errs, fmtAll(c))
 		}
 		// Grace path: the vault goes down after a good read.
-		clk.Advance(cfg.SecretTTL + time.Second)
+		clk.Advance(auth.DefaultTTL + time.Second)
 		s.Down(sim.KeyVault)
 		store.Credential(context.Background())
 		s.Up(sim.KeyVault)

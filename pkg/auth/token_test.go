@@ -26,14 +26,15 @@ type fakeEntra struct {
 	srv   *httptest.Server
 	count atomic.Int64
 
-	mu     sync.Mutex
-	paths  []string
-	forms  []url.Values
-	auths  []string
-	status int    // 0 = 200
-	body   string // error body when status != 0
-	delay  time.Duration
-	life   int // expires_in seconds; 0 = 3600
+	mu      sync.Mutex
+	paths   []string
+	forms   []url.Values
+	auths   []string
+	status  int           // 0 = 200
+	body    string        // error body when status != 0
+	gate    chan struct{} // when set, answers wait until it is closed
+	started chan struct{} // when set, receives a value as a request arrives
+	life    int           // expires_in seconds; 0 = 3600
 }
 
 func newFakeEntra(t *testing.T) *fakeEntra {
@@ -51,10 +52,16 @@ func (f *fakeEntra) serve(w http.ResponseWriter, r *http.Request) {
 	f.paths = append(f.paths, r.Method+" "+r.URL.Path)
 	f.forms = append(f.forms, form)
 	f.auths = append(f.auths, r.Header.Get("Authorization"))
-	status, errBody, delay, life := f.status, f.body, f.delay, f.life
+	status, errBody, gate, started, life := f.status, f.body, f.gate, f.started, f.life
 	f.mu.Unlock()
-	if delay > 0 {
-		time.Sleep(delay)
+	if started != nil {
+		select {
+		case started <- struct{}{}:
+		default:
+		}
+	}
+	if gate != nil {
+		<-gate
 	}
 	w.Header().Set("Content-Type", "application/json")
 	if status != 0 {
@@ -82,15 +89,22 @@ func (f *fakeEntra) fail(status int, body string) {
 	f.mu.Unlock()
 }
 
-// newTestTokens wires config (authority = fake Entra), a store over src and
-// a token source.
-func newTestTokens(t *testing.T, f *fakeEntra, src SecretSource, clock *fakeClock, extra ...string) (*TokenSource, *CredentialStore) {
+// newTestTokens wires a store over src and a token source in mode for
+// testTenant and testClient, with the fake Entra as authority, clock as the
+// clock and sleeps that return at once. o (may be nil) sets the other
+// token options.
+func newTestTokens(t *testing.T, f *fakeEntra, src SecretSource, clock *fakeClock, mode Mode, o *TokenOptions) (*TokenSource, *CredentialStore) {
 	t.Helper()
-	// The vault setting only keeps LoadConfig from checking MDE_CLIENT_SECRET
-	// against the mode: the secret comes from src.
-	cfg := testConfig(t, append([]string{"MDE_AUTHORITY_URL", f.srv.URL, "MDE_KEYVAULT_URL", "https://v.vault.azure.net"}, extra...)...)
-	store := NewCredentialStore(cfg, src, &StoreOptions{Now: clock.Now, Logger: quiet})
-	ts, err := NewTokenSource(cfg, store, f.srv.Client(), &TokenOptions{Now: clock.Now, Logger: quiet})
+	store := NewCredentialStore(src, mode, &StoreOptions{Now: clock.Now, Logger: quiet})
+	opts := &TokenOptions{}
+	if o != nil {
+		*opts = *o
+	}
+	opts.AuthorityURL, opts.Now, opts.Logger = f.srv.URL, clock.Now, quiet
+	if opts.Sleep == nil {
+		opts.Sleep = (&recordSleep{}).Sleep
+	}
+	ts, err := NewTokenSource(mode, testTenant, testClient, store, f.srv.Client(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,31 +120,32 @@ func form(pairs ...string) url.Values {
 }
 
 func TestClientSecretToken(t *testing.T) {
+	gccHigh, _ := CloudGCCHigh.Endpoints()
 	tests := []struct {
 		name     string
 		secret   string
-		extra    []string
+		opts     *TokenOptions
 		wantPath string
 		wantForm url.Values
 	}{
 		{"v2", "s3cr3t", nil, "POST /" + testTenant + "/oauth2/v2.0/token", form(
 			"grant_type", "client_credentials", "client_id", testClient, "client_secret", "s3cr3t",
 			"scope", "https://api.securitycenter.microsoft.com/.default")},
-		{"v1", "s3cr3t", []string{"MDE_TOKEN_ENDPOINT_VERSION", "v1"}, "POST /" + testTenant + "/oauth2/token", form(
+		{"v1", "s3cr3t", &TokenOptions{EndpointVersion: TokenEndpointV1}, "POST /" + testTenant + "/oauth2/token", form(
 			"grant_type", "client_credentials", "client_id", testClient, "client_secret", "s3cr3t",
 			"resource", "https://api.securitycenter.microsoft.com")},
 		{"JSON overrides tenant and client", `{"clientSecret":"js","tenantId":"contoso.onmicrosoft.com","clientId":"other"}`, nil,
 			"POST /contoso.onmicrosoft.com/oauth2/v2.0/token", form(
 				"grant_type", "client_credentials", "client_id", "other", "client_secret", "js",
 				"scope", "https://api.securitycenter.microsoft.com/.default")},
-		{"gcc-high audience", "s3cr3t", []string{"MDE_CLOUD", "gcc-high"}, "POST /" + testTenant + "/oauth2/v2.0/token", form(
+		{"gcc-high audience", "s3cr3t", &TokenOptions{Audience: gccHigh.TokenAudience + "/"}, "POST /" + testTenant + "/oauth2/v2.0/token", form(
 			"grant_type", "client_credentials", "client_id", testClient, "client_secret", "s3cr3t",
 			"scope", "https://api-gov.securitycenter.microsoft.us/.default")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFakeEntra(t)
-			ts, _ := newTestTokens(t, f, &fakeSource{value: tt.secret}, newClock(), tt.extra...)
+			ts, _ := newTestTokens(t, f, &fakeSource{value: tt.secret}, newClock(), ModeClientSecret, tt.opts)
 			tok, err := ts.TokenContext(context.Background())
 			if err != nil {
 				t.Fatalf("TokenContext() error %v", err)
@@ -158,7 +173,7 @@ func TestCertificateToken(t *testing.T) {
 	clock := newClock()
 	clock.t = time.Now().Truncate(time.Second)
 	f := newFakeEntra(t)
-	ts, _ := newTestTokens(t, f, &fakeSource{value: certPEM + pkcs1PEM(key)}, clock, "MDE_AUTH", "client-certificate")
+	ts, _ := newTestTokens(t, f, &fakeSource{value: certPEM + pkcs1PEM(key)}, clock, ModeClientCertificate, nil)
 	if _, err := ts.TokenContext(context.Background()); err != nil {
 		t.Fatalf("TokenContext() error %v", err)
 	}
@@ -225,7 +240,7 @@ func TestPasswordToken(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFakeEntra(t)
-			ts, _ := newTestTokens(t, f, &fakeSource{value: tt.secret}, newClock(), "MDE_AUTH", "password")
+			ts, _ := newTestTokens(t, f, &fakeSource{value: tt.secret}, newClock(), ModePassword, nil)
 			if _, err := ts.TokenContext(context.Background()); err != nil {
 				t.Fatalf("TokenContext() error %v", err)
 			}
@@ -243,7 +258,7 @@ func TestPasswordToken(t *testing.T) {
 func TestTokenCaching(t *testing.T) {
 	clock := newClock()
 	f := newFakeEntra(t)
-	ts, _ := newTestTokens(t, f, &fakeSource{value: "s"}, clock)
+	ts, _ := newTestTokens(t, f, &fakeSource{value: "s"}, clock, ModeClientSecret, nil)
 	ctx := context.Background()
 	get := func() string {
 		t.Helper()
@@ -291,7 +306,7 @@ func TestTokenShortLifetime(t *testing.T) {
 	clock := newClock()
 	f := newFakeEntra(t)
 	f.life = 120 // shorter than the 5 minute early refresh: refresh at half life
-	ts, _ := newTestTokens(t, f, &fakeSource{value: "s"}, clock)
+	ts, _ := newTestTokens(t, f, &fakeSource{value: "s"}, clock, ModeClientSecret, nil)
 	for i, want := range []string{"tok-1", "tok-1", "tok-2"} {
 		tok, err := ts.TokenContext(context.Background())
 		if err != nil || tok.AccessToken != want {
@@ -302,22 +317,28 @@ func TestTokenShortLifetime(t *testing.T) {
 }
 
 func TestTokenConcurrentColdStart(t *testing.T) {
+	// The token request is held until every caller has started, so they
+	// pile up on it.
 	f := newFakeEntra(t)
-	f.delay = 50 * time.Millisecond
-	src := &fakeSource{value: "s", delay: 20 * time.Millisecond}
-	ts, _ := newTestTokens(t, f, src, newClock())
-	var wg sync.WaitGroup
+	f.gate = make(chan struct{})
+	src := &fakeSource{value: "s"}
+	ts, _ := newTestTokens(t, f, src, newClock(), ModeClientSecret, nil)
+	var ready, wg sync.WaitGroup
 	var failed atomic.Int64
 	for range 200 {
+		ready.Add(1)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			ready.Done()
 			tok, err := ts.TokenContext(context.Background())
 			if err != nil || tok.AccessToken != "tok-1" {
 				failed.Add(1)
 			}
 		}()
 	}
+	ready.Wait()
+	close(f.gate)
 	wg.Wait()
 	if n := failed.Load(); n != 0 {
 		t.Errorf("%d of 200 callers failed or got another token", n)
@@ -332,15 +353,19 @@ func TestTokenConcurrentColdStart(t *testing.T) {
 
 func TestTokenWaiterDeadline(t *testing.T) {
 	f := newFakeEntra(t)
-	f.delay = 300 * time.Millisecond
-	ts, _ := newTestTokens(t, f, &fakeSource{value: "s"}, newClock())
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	defer cancel()
-	if _, err := ts.TokenContext(ctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("TokenContext() error = %v, want context.DeadlineExceeded", err)
+	f.gate, f.started = make(chan struct{}), make(chan struct{}, 1)
+	ts, _ := newTestTokens(t, f, &fakeSource{value: "s"}, newClock(), ModeClientSecret, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-f.started
+		cancel() // the caller gives up while Entra holds the request
+	}()
+	_, err := ts.TokenContext(ctx)
+	if !errors.Is(err, context.Canceled) || !errors.Is(err, ErrToken) {
+		t.Fatalf("TokenContext() error = %v, want context.Canceled and ErrToken", err)
 	}
-	// The request completed on its own and serves the next caller.
-	time.Sleep(400 * time.Millisecond)
+	// The request completes on its own and serves the next caller.
+	close(f.gate)
 	if tok, err := ts.TokenContext(context.Background()); err != nil || tok.AccessToken != "tok-1" {
 		t.Errorf("TokenContext() = %v, %v; want tok-1", tok, err)
 	}
@@ -370,7 +395,7 @@ func TestTokenEntraErrors(t *testing.T) {
 			f := newFakeEntra(t)
 			f.fail(tt.status, tt.body)
 			src := &fakeSource{value: "CANARY-secret"}
-			ts, _ := newTestTokens(t, f, src, newClock())
+			ts, _ := newTestTokens(t, f, src, newClock(), ModeClientSecret, nil)
 			_, err := ts.TokenContext(context.Background())
 			var ee *EntraError
 			if !errors.As(err, &ee) {
@@ -390,7 +415,7 @@ func TestTokenInvalidClientRereadsSecret(t *testing.T) {
 	f := newFakeEntra(t)
 	f.fail(401, invalidClientBody)
 	src := &fakeSource{value: "old"}
-	ts, _ := newTestTokens(t, f, src, newClock())
+	ts, _ := newTestTokens(t, f, src, newClock(), ModeClientSecret, nil)
 	if _, err := ts.TokenContext(context.Background()); err == nil {
 		t.Fatal("TokenContext() with a rejected secret succeeded")
 	}
@@ -408,7 +433,7 @@ func TestTokenSecretErrorPassesThrough(t *testing.T) {
 	f := newFakeEntra(t)
 	src := &fakeSource{}
 	src.set("", &SecretError{Source: "keyvault", Name: "fake", StatusCode: 403, Code: "Forbidden"})
-	ts, _ := newTestTokens(t, f, src, newClock())
+	ts, _ := newTestTokens(t, f, src, newClock(), ModeClientSecret, nil)
 	_, err := ts.TokenContext(context.Background())
 	var se *SecretError
 	if !errors.As(err, &se) || se.StatusCode != 403 {
@@ -422,7 +447,7 @@ func TestTokenSecretErrorPassesThrough(t *testing.T) {
 func TestTokenRefreshFailureKeepsValidToken(t *testing.T) {
 	clock := newClock()
 	f := newFakeEntra(t)
-	ts, _ := newTestTokens(t, f, &fakeSource{value: "s"}, clock)
+	ts, _ := newTestTokens(t, f, &fakeSource{value: "s"}, clock, ModeClientSecret, nil)
 	if _, err := ts.TokenContext(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -440,7 +465,7 @@ func TestTokenRefreshFailureKeepsValidToken(t *testing.T) {
 
 func TestTokenEntraDown(t *testing.T) {
 	f := newFakeEntra(t)
-	ts, _ := newTestTokens(t, f, &fakeSource{value: "CANARY-secret"}, newClock())
+	ts, _ := newTestTokens(t, f, &fakeSource{value: "CANARY-secret"}, newClock(), ModeClientSecret, nil)
 	f.srv.Close()
 	_, err := ts.TokenContext(context.Background())
 	var ee *EntraError
@@ -486,9 +511,9 @@ func TestManagedIdentityToken(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			// MSAL caches managed identity tokens process-wide by resource:
 			// an audience of its own keeps this test's tokens out of the others.
-			cfg := testConfig(t, "MDE_AUTH", "managed-identity", "MDE_CLIENT_ID", tt.clientID, "MDE_CLIENT_SECRET", "<unset>",
-				"MDE_TOKEN_AUDIENCE", "https://mi-test.example")
-			ts, err := NewTokenSource(cfg, nil, srv.Client(), &TokenOptions{ManagedIdentityRetry: noRetry})
+			ts, err := NewTokenSource(ModeManagedIdentity, "", tt.clientID, nil, srv.Client(), &TokenOptions{
+				Audience: "https://mi-test.example", ManagedIdentityRetry: noRetry,
+			})
 			if err != nil {
 				t.Fatal(err)
 			}

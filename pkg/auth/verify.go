@@ -10,16 +10,15 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/MicahParks/jwkset"
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
-	"golang.org/x/sync/singleflight"
+	"golang.org/x/time/rate"
 )
 
-// The problems Verify reports, as tokencheck shows them.
+// The problems Verify reports.
 const (
 	ProblemMalformed   = "malformed"
 	ProblemSignature   = "signature"
@@ -32,10 +31,16 @@ const (
 // Verifier defaults.
 const (
 	DefaultLeeway = 2 * time.Minute
-	// keysMaxAge: the key set is fetched again after this long.
-	keysMaxAge = 24 * time.Hour
-	// minKeysRefresh spaces the refreshes an unknown kid triggers.
-	minKeysRefresh = time.Minute
+	// DefaultKeysRefresh is how often a Verifier fetches the key set again
+	// in the background (Entra asks relying parties to check daily).
+	DefaultKeysRefresh = 24 * time.Hour
+	// DefaultUnknownKeyRefresh is the least time between two fetches of the
+	// key set that tokens naming an unknown key trigger.
+	DefaultUnknownKeyRefresh = time.Minute
+	// unknownKeyWaitMax bounds how long a Verify waits for its turn to
+	// fetch the key set for an unknown key (and that fetch itself);
+	// when its turn is further away it reports ProblemSignature at once.
+	unknownKeyWaitMax = 10 * time.Second
 	// maxKeysBody bounds the JWKS and OpenID configuration bodies.
 	maxKeysBody = 1 << 20
 )
@@ -49,20 +54,39 @@ const defenderAppIDURI = "https://securitycenter.onmicrosoft.com/windowsatpservi
 
 var guidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
-// VerifierOptions tune NewVerifier. Zero fields take the defaults.
+// VerifierOptions tune NewVerifier. A nil *VerifierOptions, and every zero
+// field, means the documented default.
 type VerifierOptions struct {
-	Leeway    time.Duration    // clock skew allowed on exp and nbf; default 2m
-	Now       func() time.Time // default time.Now
-	JWKSURL   string           // default <authority>/<tenant>/discovery/v2.0/keys
-	Audiences []string         // accepted besides the audience, its "/" form, the Defender app ID and app ID URI
-	Logger    *slog.Logger     // default slog.Default()
+	Leeway time.Duration // clock skew allowed on exp and nbf; default 2m
+	// Now is the clock exp and nbf are checked against; default time.Now.
+	// The key set's refresh timing always follows the real clock.
+	Now       func() time.Time
+	JWKSURL   string       // default <authority>/<tenant>/discovery/v2.0/keys
+	Audiences []string     // accepted besides the audience, its "/" form, the Defender app ID and app ID URI
+	Logger    *slog.Logger // receives the key set refresh failures; default slog.Default()
+	// KeysRefresh is how often the key set is fetched again in the
+	// background; default 24h.
+	KeysRefresh time.Duration
+	// UnknownKeyRefresh is the least time between two fetches of the key
+	// set triggered by tokens naming a key it does not hold (rotation);
+	// default 1m. A Verify waits at most 10s for its turn, else reports
+	// ProblemSignature.
+	UnknownKeyRefresh time.Duration
+	// FetchTimeout bounds the first fetch of the key set, each background
+	// refresh and the OpenID configuration read; default 30s.
+	FetchTimeout time.Duration
 }
 
 // Verifier checks Entra access tokens for the Defender API: RS256 signature
-// against the tenant's published keys (through keyfunc), issuer, audience
-// and lifetime. It fetches the keys at the first Verify, again after a day,
-// and once more when a token names an unknown key (rotation). Safe for
-// concurrent use.
+// against the tenant's published keys, issuer, audience and lifetime.
+//
+// The key set is keyfunc's and jwkset's: fetched at the first Verify,
+// refreshed in the background every KeysRefresh, and fetched again, at most
+// once per UnknownKeyRefresh, when a token names a key it does not hold
+// (rotation). A failed refresh keeps the keys it has. Unlike the secret and
+// token caches of this package, the key set is not one value with a
+// lifetime: it is looked up by key ID, and jwkset owns its refresh and its
+// rate limit. Safe for concurrent use; build one per process.
 type Verifier struct {
 	authority string
 	tenant    string
@@ -73,19 +97,17 @@ type Verifier struct {
 	http      *http.Client
 	log       *slog.Logger
 
-	sf singleflight.Group
-
-	mu        sync.Mutex
-	kf        keyfunc.Keyfunc
-	kids      map[string]bool
-	fetchedAt time.Time
-	tenantID  string // the tenant GUID issuers name
+	guid      string                  // the tenant GUID issuers name, when tenant is one
+	tenantIDs *cache[string]          // else read once from the OpenID configuration
+	keys      *cache[keyfunc.Keyfunc] // built once, at the first Verify
+	stop      context.CancelFunc      // ends the background refresh
 }
 
 // NewVerifier returns a verifier for tokens of tenantID (a GUID, or a
 // domain resolved through the OpenID configuration at the first Verify)
 // issued for audience. httpClient nil means http.DefaultClient. No I/O
-// happens here.
+// happens here; the first Verify starts the key set's background refresh,
+// which Close stops.
 func NewVerifier(authorityURL, tenantID, audience string, httpClient *http.Client, opts *VerifierOptions) *Verifier {
 	if opts == nil {
 		opts = &VerifierOptions{}
@@ -98,33 +120,51 @@ func NewVerifier(authorityURL, tenantID, audience string, httpClient *http.Clien
 		authority: authorityURL,
 		tenant:    tenantID,
 		jwksURL:   opts.JWKSURL,
-		leeway:    opts.Leeway,
-		now:       opts.Now,
-		http:      httpClient,
-		log:       opts.Logger,
+		leeway:    positive(opts.Leeway, DefaultLeeway),
+		now:       orNow(opts.Now),
+		http:      boundedClient(httpClient, maxKeysBody),
+		log:       orDefaultLogger(opts.Logger),
 		audiences: map[string]bool{},
 	}
 	if v.jwksURL == "" {
 		v.jwksURL = authorityURL + "/" + tenantID + "/discovery/v2.0/keys"
 	}
-	if v.leeway <= 0 {
-		v.leeway = DefaultLeeway
-	}
-	if v.now == nil {
-		v.now = time.Now
-	}
-	if v.log == nil {
-		v.log = slog.Default()
-	}
 	if guidRE.MatchString(tenantID) {
-		v.tenantID = strings.ToLower(tenantID)
+		v.guid = strings.ToLower(tenantID)
 	}
 	a := strings.TrimRight(audience, "/")
 	for _, s := range append([]string{a, a + "/", DefenderAppID, defenderAppIDURI}, opts.Audiences...) {
 		v.audiences[s] = true
 	}
+
+	// The background refresh outlives every request: its context is the
+	// Verifier's own, ended by Close.
+	life, stop := context.WithCancel(context.Background())
+	v.stop = stop
+	timeout := positive(opts.FetchTimeout, defaultFetchTimeout)
+	refresh := positive(opts.KeysRefresh, DefaultKeysRefresh)
+	unknown := positive(opts.UnknownKeyRefresh, DefaultUnknownKeyRefresh)
+	v.keys = &cache[keyfunc.Keyfunc]{
+		name:    "the signing keys",
+		fetch:   func(context.Context) (keyfunc.Keyfunc, error) { return v.newKeySet(life, timeout, refresh, unknown) },
+		timeout: timeout,
+		now:     v.now,
+		log:     v.log,
+	}
+	v.tenantIDs = &cache[string]{
+		name:    "the openid configuration",
+		fetch:   v.readTenantID,
+		timeout: timeout,
+		now:     v.now,
+		log:     v.log,
+	}
 	return v
 }
+
+// Close stops the key set's background refresh. A Verifier that lives as
+// long as the process need not be closed. Verify still works after Close,
+// with the keys already fetched and their unknown-key refresh.
+func (v *Verifier) Close() { v.stop() }
 
 // Verify checks token and returns its claims, the list of every failed
 // check (ProblemSignature, ProblemExpired, ProblemNotYetValid,
@@ -137,7 +177,8 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, []string,
 	if err != nil {
 		return nil, []string{ProblemMalformed}, nil
 	}
-	if err := v.ensureKeys(ctx, ""); err != nil {
+	kf, err := v.keys.get(ctx)
+	if err != nil {
 		return nil, nil, err
 	}
 	tenant, err := v.tenantGUID(ctx)
@@ -146,7 +187,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, []string,
 	}
 
 	problems := []string{}
-	if !v.signatureOK(ctx, parsed) {
+	if !signatureOK(ctx, kf, parsed) {
 		problems = append(problems, ProblemSignature)
 	}
 	now := v.now()
@@ -187,131 +228,80 @@ func (v *Verifier) audienceOK(c *Claims) bool {
 	return false
 }
 
-// signatureOK verifies the RS256 signature with the tenant's keys,
-// refreshing them once when the token names an unknown key.
-func (v *Verifier) signatureOK(ctx context.Context, t *jwt.Token) bool {
+// signatureOK verifies the RS256 signature with the tenant's keys; the key
+// set fetches itself again when the token names a key it does not hold.
+func signatureOK(ctx context.Context, kf keyfunc.Keyfunc, t *jwt.Token) bool {
 	if t.Method == nil || t.Method.Alg() != jwt.SigningMethodRS256.Alg() {
 		return false
 	}
-	kid, _ := t.Header["kid"].(string)
-	v.mu.Lock()
-	known := kid == "" || v.kids[kid]
-	v.mu.Unlock()
-	if !known {
-		if err := v.ensureKeys(ctx, kid); err != nil {
-			v.log.Warn("auth: key set refresh failed", "error", err.Error())
-			return false
-		}
-	}
-	v.mu.Lock()
-	kf := v.kf
-	v.mu.Unlock()
 	p := jwt.NewParser(jwt.WithValidMethods([]string{jwt.SigningMethodRS256.Alg()}), jwt.WithoutClaimsValidation())
 	_, err := p.Parse(t.Raw, kf.KeyfuncCtx(ctx))
 	return err == nil
 }
 
-// ensureKeys fetches the key set when none is loaded, when it is older than
-// keysMaxAge, or when unknownKID is set and not in the set (at most once a
-// minute).
-func (v *Verifier) ensureKeys(ctx context.Context, unknownKID string) error {
-	v.mu.Lock()
-	now := v.now()
-	age := now.Sub(v.fetchedAt)
-	need := v.kf == nil || age > keysMaxAge ||
-		unknownKID != "" && !v.kids[unknownKID] && age > minKeysRefresh
-	had := v.kf != nil
-	v.mu.Unlock()
-	if !need {
-		return nil
-	}
-	ch := v.sf.DoChan("keys", func() (any, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), defaultFetchTimeout)
-		defer cancel()
-		return nil, v.fetchKeys(ctx)
-	})
-	select {
-	case <-ctx.Done():
-		return fmt.Errorf("auth: waiting for the signing keys: %w", ctx.Err())
-	case r := <-ch:
-		if r.Err != nil && had {
-			// Keep verifying with the keys we have.
-			v.log.Warn("auth: signing keys refresh failed; keeping the current keys", "error", r.Err.Error())
-			return nil
-		}
-		return r.Err
-	}
-}
-
-func (v *Verifier) fetchKeys(ctx context.Context) error {
-	var set jwkset.JWKSMarshal
-	if err := v.getJSON(ctx, v.jwksURL, &set); err != nil {
-		return fmt.Errorf("auth: signing keys: %w", err)
-	}
-	store := jwkset.NewMemoryStorage()
-	kids := map[string]bool{}
-	for _, m := range set.Keys {
-		jwk, err := jwkset.NewJWKFromMarshal(m, jwkset.JWKMarshalOptions{}, jwkset.JWKValidateOptions{})
+// newKeySet fetches the key set and returns its keyfunc, whose storage
+// refreshes itself every refresh (until life ends) and, at most once per
+// unknown, when a token names a key it does not hold.
+func (v *Verifier) newKeySet(life context.Context, timeout, refresh, unknown time.Duration) (kf keyfunc.Keyfunc, err error) {
+	// A failed first fetch must not leave its refresh goroutine running.
+	ctx, cancel := context.WithCancel(life)
+	defer func() {
 		if err != nil {
-			continue // an unsupported or broken key signs nothing we accept
+			cancel()
 		}
-		if err := store.KeyWrite(ctx, jwk); err != nil {
-			return fmt.Errorf("auth: signing keys: %w", err)
-		}
-		kids[m.KID] = true
-	}
-	if len(kids) == 0 {
-		return fmt.Errorf("auth: signing keys: %s holds no usable key", v.jwksURL)
-	}
-	kf, err := keyfunc.New(keyfunc.Options{Storage: store})
+	}()
+	store, err := jwkset.NewStorageFromHTTP(v.jwksURL, jwkset.HTTPClientStorageOptions{
+		Client:          v.http,
+		Ctx:             ctx,
+		HTTPTimeout:     timeout,
+		RefreshInterval: refresh,
+		RefreshErrorHandler: func(_ context.Context, err error) {
+			v.log.Warn("auth: signing keys refresh failed; keeping the current keys", "url", v.jwksURL, "error", err.Error())
+		},
+	})
 	if err != nil {
-		return fmt.Errorf("auth: signing keys: %w", err)
+		return nil, fmt.Errorf("auth: signing keys: %w", err)
 	}
-	v.mu.Lock()
-	v.kf, v.kids, v.fetchedAt = kf, kids, v.now()
-	v.mu.Unlock()
-	return nil
+	if all, err := store.KeyReadAll(ctx); err != nil || len(all) == 0 {
+		return nil, fmt.Errorf("auth: signing keys: %s holds no usable key", v.jwksURL)
+	}
+	client, err := jwkset.NewHTTPClient(jwkset.HTTPClientOptions{
+		HTTPURLs:          map[string]jwkset.Storage{v.jwksURL: store},
+		RateLimitWaitMax:  unknownKeyWaitMax,
+		RefreshUnknownKID: rate.NewLimiter(rate.Every(unknown), 1),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("auth: signing keys: %w", err)
+	}
+	if kf, err = keyfunc.New(keyfunc.Options{Storage: client}); err != nil {
+		return nil, fmt.Errorf("auth: signing keys: %w", err)
+	}
+	return kf, nil
 }
 
 // tenantGUID returns the configured tenant's GUID, reading the OpenID
 // configuration once when the tenant was given as a domain.
 func (v *Verifier) tenantGUID(ctx context.Context) (string, error) {
-	v.mu.Lock()
-	id := v.tenantID
-	v.mu.Unlock()
-	if id != "" {
-		return id, nil
+	if v.guid != "" {
+		return v.guid, nil
 	}
-	ch := v.sf.DoChan("openid", func() (any, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), defaultFetchTimeout)
-		defer cancel()
-		var oc struct {
-			Issuer string `json:"issuer"`
-		}
-		u := v.authority + "/" + v.tenant + "/v2.0/.well-known/openid-configuration"
-		if err := v.getJSON(ctx, u, &oc); err != nil {
-			return "", fmt.Errorf("auth: openid configuration: %w", err)
-		}
-		// https://login.microsoftonline.com/{tid}/v2.0
-		parts := strings.Split(strings.TrimPrefix(oc.Issuer, v.authority+"/"), "/")
-		if len(parts) == 0 || !guidRE.MatchString(parts[0]) {
-			return "", fmt.Errorf("auth: openid configuration: issuer %q names no tenant ID", clip(oc.Issuer, 200))
-		}
-		id := strings.ToLower(parts[0])
-		v.mu.Lock()
-		v.tenantID = id
-		v.mu.Unlock()
-		return id, nil
-	})
-	select {
-	case <-ctx.Done():
-		return "", fmt.Errorf("auth: waiting for the openid configuration: %w", ctx.Err())
-	case r := <-ch:
-		if r.Err != nil {
-			return "", r.Err
-		}
-		return r.Val.(string), nil
+	return v.tenantIDs.get(ctx)
+}
+
+func (v *Verifier) readTenantID(ctx context.Context) (string, error) {
+	var oc struct {
+		Issuer string `json:"issuer"`
 	}
+	u := v.authority + "/" + v.tenant + "/v2.0/.well-known/openid-configuration"
+	if err := v.getJSON(ctx, u, &oc); err != nil {
+		return "", fmt.Errorf("auth: openid configuration: %w", err)
+	}
+	// https://login.microsoftonline.com/{tid}/v2.0
+	parts := strings.Split(strings.TrimPrefix(oc.Issuer, v.authority+"/"), "/")
+	if len(parts) == 0 || !guidRE.MatchString(parts[0]) {
+		return "", fmt.Errorf("auth: openid configuration: issuer %q names no tenant ID", clip(oc.Issuer, 200))
+	}
+	return strings.ToLower(parts[0]), nil
 }
 
 func (v *Verifier) getJSON(ctx context.Context, url string, dst any) error {
@@ -325,18 +315,64 @@ func (v *Verifier) getJSON(ctx context.Context, url string, dst any) error {
 		return err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxKeysBody+1))
+	body, err := io.ReadAll(resp.Body) // bounded by v.http
 	if err != nil {
-		return err
+		return fmt.Errorf("GET %s: %w", url, err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("GET %s: status %d", url, resp.StatusCode)
-	}
-	if len(body) > maxKeysBody {
-		return fmt.Errorf("GET %s: body larger than %d bytes", url, maxKeysBody)
 	}
 	if err := json.Unmarshal(body, dst); err != nil {
 		return fmt.Errorf("GET %s: %w", url, errors.New("invalid JSON"))
 	}
 	return nil
 }
+
+// boundedClient returns a copy of hc whose response bodies fail to read past
+// max bytes (jwkset decodes the key set without a bound of its own).
+func boundedClient(hc *http.Client, max int64) *http.Client {
+	c := *hc
+	base := c.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	c.Transport = &boundedTransport{base: base, max: max}
+	return &c
+}
+
+type boundedTransport struct {
+	base http.RoundTripper
+	max  int64
+}
+
+func (t *boundedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(r)
+	if err == nil {
+		resp.Body = &boundedBody{r: resp.Body, left: t.max, max: t.max}
+	}
+	return resp, err
+}
+
+type boundedBody struct {
+	r         io.ReadCloser
+	left, max int64
+}
+
+func (b *boundedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		// One byte more tells a body of exactly max bytes from a longer one.
+		var one [1]byte
+		if n, err := b.r.Read(one[:]); n == 0 {
+			return 0, err
+		}
+		return 0, fmt.Errorf("body larger than %d bytes", b.max)
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.r.Read(p)
+	b.left -= int64(n)
+	return n, err
+}
+
+func (b *boundedBody) Close() error { return b.r.Close() }

@@ -7,9 +7,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -160,7 +162,7 @@ func TestVerify(t *testing.T) {
 		{"claim of wrong type", sign(t, key, "k1", with(good, "exp", "tomorrow")), []string{"malformed"}},
 		{"huge", strings.Repeat("a", maxTokenSize+1), []string{"malformed"}},
 	}
-	v := NewVerifier(f.srv.URL, testTenant, testAudience, f.srv.Client(), &VerifierOptions{Now: clock.Now})
+	v := newTestVerifier(t, f, &VerifierOptions{Now: clock.Now})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			claims, problems, err := v.Verify(context.Background(), tt.token)
@@ -180,44 +182,134 @@ func TestVerify(t *testing.T) {
 	}
 }
 
+// newTestVerifier is a verifier of f's keys for testTenant, closed at the
+// end of the test.
+func newTestVerifier(t *testing.T, f *fakeJWKS, opts *VerifierOptions) *Verifier {
+	t.Helper()
+	if opts == nil {
+		opts = &VerifierOptions{}
+	}
+	opts.Logger = quiet
+	v := NewVerifier(f.srv.URL, testTenant, testAudience, f.srv.Client(), opts)
+	t.Cleanup(v.Close)
+	return v
+}
+
+// checkVerify verifies token with v and compares the problems and the
+// number of key set fetches f has served.
+func checkVerify(t *testing.T, v *Verifier, f *fakeJWKS, token string, want []string, wantFetches int64) {
+	t.Helper()
+	_, problems, err := v.Verify(context.Background(), token)
+	if err != nil {
+		t.Fatalf("Verify() error %v", err)
+	}
+	if diff := cmp.Diff(want, problems, cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("Verify() problems mismatch (-want +got):\n%s", diff)
+	}
+	if got := f.fetch.Load(); got != wantFetches {
+		t.Errorf("JWKS fetches = %d, want %d", got, wantFetches)
+	}
+}
+
 func TestVerifyKeyRotation(t *testing.T) {
 	k1, k2 := testKey(t, "jwks"), testKey(t, "rogue")
 	f := newFakeJWKS(t, map[string]*rsa.PublicKey{"k1": &k1.PublicKey})
-	clock := newClock()
-	v := NewVerifier(f.srv.URL, testTenant, testAudience, f.srv.Client(), &VerifierOptions{Now: clock.Now, Logger: quiet})
-	ctx := context.Background()
-	check := func(token string, want []string, wantFetches int64) {
-		t.Helper()
-		_, problems, err := v.Verify(ctx, token)
-		if err != nil {
-			t.Fatalf("Verify() error %v", err)
-		}
-		if diff := cmp.Diff(want, problems, cmpopts.EquateEmpty()); diff != "" {
-			t.Errorf("Verify() problems mismatch (-want +got):\n%s", diff)
-		}
-		if got := f.fetch.Load(); got != wantFetches {
-			t.Errorf("JWKS fetches = %d, want %d", got, wantFetches)
-		}
-	}
-	check(sign(t, k1, "k1", appClaims(clock.Now())), nil, 1)
-
-	// The tenant rotates to k2.
+	now := time.Now()
+	v := newTestVerifier(t, f, nil)
+	checkVerify(t, v, f, sign(t, k1, "k1", appClaims(now)), nil, 1)
+	// The tenant rotates to k2: the first token naming it refetches.
 	f.setKeys(map[string]*rsa.PublicKey{"k2": &k2.PublicKey})
-	clock.Advance(2 * time.Minute)
-	check(sign(t, k2, "k2", appClaims(clock.Now())), nil, 2)
+	checkVerify(t, v, f, sign(t, k2, "k2", appClaims(now)), nil, 2)
+	checkVerify(t, v, f, sign(t, k1, "k1", appClaims(now)), []string{"signature"}, 2) // k1 is gone
+	// Another unknown kid within the minute does not refetch: a
+	// signature problem at once.
+	checkVerify(t, v, f, sign(t, k2, "k3", appClaims(now)), []string{"signature"}, 2)
+	checkVerify(t, v, f, sign(t, k2, "k4", appClaims(now)), []string{"signature"}, 2)
+}
 
-	// An unknown kid refreshes once, then is a signature problem; a second
-	// one right after does not refetch.
-	clock.Advance(2 * time.Minute)
-	check(sign(t, k2, "k3", appClaims(clock.Now())), []string{"signature"}, 3)
-	check(sign(t, k2, "k4", appClaims(clock.Now())), []string{"signature"}, 3)
+func TestVerifyUnknownKeysNoStorm(t *testing.T) {
+	key := testKey(t, "jwks")
+	f := newFakeJWKS(t, map[string]*rsa.PublicKey{"k1": &key.PublicKey})
+	v := newTestVerifier(t, f, nil)
+	var wg sync.WaitGroup
+	var bad atomic.Int64
+	for i := range 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			kid := "k1"
+			if i%2 == 1 {
+				kid = fmt.Sprintf("forged-%d", i)
+			}
+			_, problems, err := v.Verify(context.Background(), sign(t, key, kid, appClaims(time.Now())))
+			if err != nil || (kid == "k1") != (len(problems) == 0) {
+				bad.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := bad.Load(); n != 0 {
+		t.Errorf("%d of 100 Verify() calls answered wrongly", n)
+	}
+	// The first fetch, and at most one more for the unknown kids.
+	if got := f.fetch.Load(); got > 2 {
+		t.Errorf("JWKS fetches = %d, want at most 2", got)
+	}
+}
 
-	// After a day the keys are fetched again; a failure keeps the old ones.
+func TestVerifyRefreshFailureKeepsKeys(t *testing.T) {
+	k1, k2 := testKey(t, "jwks"), testKey(t, "rogue")
+	f := newFakeJWKS(t, map[string]*rsa.PublicKey{"k1": &k1.PublicKey})
+	// No spacing between unknown-kid refreshes, so each one tries.
+	v := newTestVerifier(t, f, &VerifierOptions{UnknownKeyRefresh: time.Nanosecond})
+	now := time.Now()
+	checkVerify(t, v, f, sign(t, k1, "k1", appClaims(now)), nil, 1)
 	f.mu.Lock()
 	f.status = 500
 	f.mu.Unlock()
-	clock.Advance(25 * time.Hour)
-	check(sign(t, k2, "k2", appClaims(clock.Now())), nil, 4)
+	checkVerify(t, v, f, sign(t, k2, "k2", appClaims(now)), []string{"signature"}, 2)
+	checkVerify(t, v, f, sign(t, k1, "k1", appClaims(now)), nil, 2) // still held
+	// The endpoint recovers with the rotated keys.
+	f.mu.Lock()
+	f.status = 0
+	f.mu.Unlock()
+	f.setKeys(map[string]*rsa.PublicKey{"k2": &k2.PublicKey})
+	checkVerify(t, v, f, sign(t, k2, "k2", appClaims(now)), nil, 3)
+}
+
+func TestVerifyBackgroundRefresh(t *testing.T) {
+	k1, k2 := testKey(t, "jwks"), testKey(t, "rogue")
+	f := newFakeJWKS(t, map[string]*rsa.PublicKey{"k1": &k1.PublicKey})
+	// jwkset refreshes on a real ticker: a short interval here.
+	v := newTestVerifier(t, f, &VerifierOptions{KeysRefresh: 10 * time.Millisecond, UnknownKeyRefresh: time.Hour})
+	now := time.Now()
+	if _, problems, err := v.Verify(context.Background(), sign(t, k1, "k1", appClaims(now))); err != nil || len(problems) != 0 {
+		t.Fatalf("Verify(k1) = %v, %v; want valid", problems, err)
+	}
+	// Use up the one unknown-kid refresh of the hour, so that only the
+	// background refresh can bring k2 in.
+	if _, _, err := v.Verify(context.Background(), sign(t, k2, "k9", appClaims(now))); err != nil {
+		t.Fatal(err)
+	}
+	f.setKeys(map[string]*rsa.PublicKey{"k1": &k1.PublicKey, "k2": &k2.PublicKey})
+	base := f.fetch.Load()
+	deadline := time.Now().Add(5 * time.Second)
+	for f.fetch.Load() < base+2 && time.Now().Before(deadline) {
+		runtime.Gosched()
+		time.Sleep(time.Millisecond)
+	}
+	_, problems, err := v.Verify(context.Background(), sign(t, k2, "k2", appClaims(now)))
+	if err != nil || len(problems) != 0 {
+		t.Errorf("Verify(k2) after background refreshes = %v, %v; want valid", problems, err)
+	}
+	// Close stops the refresh.
+	v.Close()
+	time.Sleep(20 * time.Millisecond) // a tick in flight may finish
+	stopped := f.fetch.Load()
+	time.Sleep(50 * time.Millisecond)
+	if got := f.fetch.Load(); got != stopped {
+		t.Errorf("JWKS fetches after Close = %d, want %d", got, stopped)
+	}
 }
 
 func TestVerifyKeysUnavailable(t *testing.T) {
@@ -225,12 +317,20 @@ func TestVerifyKeysUnavailable(t *testing.T) {
 	f.status = 503
 	key := testKey(t, "jwks")
 	token := sign(t, key, "k1", appClaims(time.Now()))
-	v := NewVerifier(f.srv.URL, testTenant, testAudience, f.srv.Client(), nil)
+	v := newTestVerifier(t, f, nil)
 	if _, _, err := v.Verify(context.Background(), token); err == nil {
 		t.Errorf("Verify() with the JWKS answering 503: nil error, want one")
 	}
+	// An empty key set verifies nothing.
+	f.mu.Lock()
+	f.status = 0
+	f.mu.Unlock()
+	f.setKeys(nil)
+	if _, _, err := v.Verify(context.Background(), token); err == nil {
+		t.Errorf("Verify() with an empty key set: nil error, want one")
+	}
 	f.srv.Close()
-	v = NewVerifier(f.srv.URL, testTenant, testAudience, f.srv.Client(), nil)
+	v = newTestVerifier(t, f, nil)
 	if _, _, err := v.Verify(context.Background(), token); err == nil {
 		t.Errorf("Verify() with the JWKS down: nil error, want one")
 	}

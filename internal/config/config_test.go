@@ -1,4 +1,4 @@
-package auth
+package config
 
 import (
 	"errors"
@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/mdefn/mdefn/pkg/auth"
 )
 
 const (
@@ -38,16 +40,16 @@ func want(f func(c *Config)) *Config {
 	c := &Config{
 		TenantID:             testTenant,
 		ClientID:             testClient,
-		Auth:                 AuthClientSecret,
-		CredentialSource:     SourceEnvironment,
+		Auth:                 auth.ModeClientSecret,
+		CredentialSource:     auth.SourceEnvironment,
 		SecretName:           "mde-client-secret",
 		ClientSecret:         "s3cr3t",
 		SecretTTL:            5 * time.Minute,
-		Cloud:                CloudPublic,
+		Cloud:                auth.CloudPublic,
 		APIURL:               "https://api.security.microsoft.com",
 		AuthorityURL:         "https://login.microsoftonline.com",
 		TokenAudience:        "https://api.securitycenter.microsoft.com",
-		TokenEndpointVersion: TokenEndpointV2,
+		TokenEndpointVersion: auth.TokenEndpointV2,
 		LogLevel:             slog.LevelInfo,
 		Timeout:              30 * time.Second,
 		ListenAddr:           "127.0.0.1:7071",
@@ -59,7 +61,7 @@ func want(f func(c *Config)) *Config {
 	return c
 }
 
-func TestLoadConfig(t *testing.T) {
+func TestLoad(t *testing.T) {
 	tests := []struct {
 		name string
 		env  map[string]string
@@ -67,18 +69,18 @@ func TestLoadConfig(t *testing.T) {
 	}{
 		{"defaults", base(), want(nil)},
 		{"gcc", base("MDE_CLOUD", "gcc"), want(func(c *Config) {
-			c.Cloud = CloudGCC
+			c.Cloud = auth.CloudGCC
 			c.APIURL = "https://api-gcc.securitycenter.microsoft.us"
 			c.TokenAudience = "https://api-gcc.securitycenter.microsoft.us"
 		})},
 		{"gcc-high", base("MDE_CLOUD", "gcc-high"), want(func(c *Config) {
-			c.Cloud = CloudGCCHigh
+			c.Cloud = auth.CloudGCCHigh
 			c.APIURL = "https://api-gov.securitycenter.microsoft.us"
 			c.AuthorityURL = "https://login.microsoftonline.us"
 			c.TokenAudience = "https://api-gov.securitycenter.microsoft.us"
 		})},
 		{"dod upper case", base("MDE_CLOUD", "DoD"), want(func(c *Config) {
-			c.Cloud = CloudDoD
+			c.Cloud = auth.CloudDoD
 			c.APIURL = "https://api-gov.securitycenter.microsoft.us"
 			c.AuthorityURL = "https://login.microsoftonline.us"
 			c.TokenAudience = "https://api-gov.securitycenter.microsoft.us"
@@ -89,7 +91,7 @@ func TestLoadConfig(t *testing.T) {
 			"MDE_AUTHORITY_URL", "http://127.0.0.1:8443",
 			"MDE_TOKEN_AUDIENCE", "https://aud.example/",
 		), want(func(c *Config) {
-			c.Cloud = CloudGCCHigh
+			c.Cloud = auth.CloudGCCHigh
 			c.APIURL = "https://eu.api.security.microsoft.com"
 			c.AuthorityURL = "http://127.0.0.1:8443"
 			c.TokenAudience = "https://aud.example"
@@ -100,7 +102,7 @@ func TestLoadConfig(t *testing.T) {
 			"MDE_AWS_SECRET_ID", "arn:aws:secretsmanager:eu-west-1:1:secret:x",
 			"MDE_KEYVAULT_DISABLE_CHALLENGE_VERIFICATION", "true",
 		), want(func(c *Config) {
-			c.CredentialSource = SourceKeyVault
+			c.CredentialSource = auth.SourceKeyVault
 			c.KeyVaultURL = "https://v.vault.azure.net"
 			c.SecretName = "other-name"
 			c.AWSSecretID = "arn:aws:secretsmanager:eu-west-1:1:secret:x"
@@ -111,14 +113,14 @@ func TestLoadConfig(t *testing.T) {
 			}
 		})},
 		{"aws wins over environment", base("MDE_AWS_SECRET_ID", "mde/cred"), want(func(c *Config) {
-			c.CredentialSource = SourceAWSSecretsManager
+			c.CredentialSource = auth.SourceAWSSecretsManager
 			c.AWSSecretID = "mde/cred"
 			c.Warnings = []string{"MDE_CLIENT_SECRET is ignored: MDE_AWS_SECRET_ID takes precedence"}
 		})},
 		{"managed identity needs no client ID nor secret", base(
 			"MDE_AUTH", "managed-identity", "MDE_CLIENT_ID", "<unset>", "MDE_CLIENT_SECRET", "<unset>",
 		), want(func(c *Config) {
-			c.Auth = AuthManagedIdentity
+			c.Auth = auth.ModeManagedIdentity
 			c.ClientID = ""
 			c.ClientSecret = ""
 			c.CredentialSource = SourceNone
@@ -136,7 +138,7 @@ func TestLoadConfig(t *testing.T) {
 			"MDE_WEBHOOK_SECRET", "hook",
 		), want(func(c *Config) {
 			c.SecretTTL = 90 * time.Second
-			c.TokenEndpointVersion = TokenEndpointV1
+			c.TokenEndpointVersion = auth.TokenEndpointV1
 			c.ProtectedTags = []string{"crown-jewel", "dc"}
 			c.DryRun = true
 			c.MaxIsolationsPerHour = 5
@@ -152,7 +154,7 @@ func TestLoadConfig(t *testing.T) {
 			"MDE_WEBHOOK_SECRET_NAME", "hook-secret",
 			"MDE_WEBHOOK_SECRET", "plain",
 		), want(func(c *Config) {
-			c.CredentialSource = SourceKeyVault
+			c.CredentialSource = auth.SourceKeyVault
 			c.KeyVaultURL = "https://v.vault.azure.net"
 			c.ClientSecret = ""
 			c.WebhookSecretName = "hook-secret"
@@ -161,18 +163,18 @@ func TestLoadConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := LoadConfig(env(tt.env))
+			got, err := Load(env(tt.env))
 			if err != nil {
-				t.Fatalf("LoadConfig(%v) error %v", tt.name, err)
+				t.Fatalf("Load(%v) error %v", tt.name, err)
 			}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Errorf("LoadConfig(%v) mismatch (-want +got):\n%s", tt.name, diff)
+				t.Errorf("Load(%v) mismatch (-want +got):\n%s", tt.name, diff)
 			}
 		})
 	}
 }
 
-func TestLoadConfigErrors(t *testing.T) {
+func TestLoadErrors(t *testing.T) {
 	rsaKey := testKey(t, "config")
 	_, certPEM := testCert(t, rsaKey, "config")
 	tests := []struct {
@@ -213,25 +215,25 @@ func TestLoadConfigErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := LoadConfig(env(tt.env))
-			var ce *ConfigError
+			got, err := Load(env(tt.env))
+			var ce *Error
 			if !errors.As(err, &ce) {
-				t.Fatalf("LoadConfig(%v) = %v, %v; want *ConfigError", tt.name, got, err)
+				t.Fatalf("Load(%v) = %v, %v; want *Error", tt.name, got, err)
 			}
 			if ce.Setting != tt.setting {
-				t.Errorf("LoadConfig(%v) error setting = %q, want %q (%v)", tt.name, ce.Setting, tt.setting, err)
+				t.Errorf("Load(%v) error setting = %q, want %q (%v)", tt.name, ce.Setting, tt.setting, err)
 			}
 			if msg := err.Error(); !strings.HasPrefix(msg, tt.setting+": ") || strings.Contains(msg, "\n") {
-				t.Errorf("LoadConfig(%v) error = %q, want one line starting with %q", tt.name, msg, tt.setting+": ")
+				t.Errorf("Load(%v) error = %q, want one line starting with %q", tt.name, msg, tt.setting+": ")
 			}
 			if v := tt.env["MDE_CLIENT_SECRET"]; v != "" && strings.Contains(err.Error(), v) {
-				t.Errorf("LoadConfig(%v) error quotes MDE_CLIENT_SECRET", tt.name)
+				t.Errorf("Load(%v) error quotes MDE_CLIENT_SECRET", tt.name)
 			}
 		})
 	}
 }
 
-func TestLoadConfigCertificateAndPassword(t *testing.T) {
+func TestLoadCertificateAndPassword(t *testing.T) {
 	key := testKey(t, "config")
 	_, certPEM := testCert(t, key, "config")
 	for _, tt := range []struct {
@@ -241,19 +243,19 @@ func TestLoadConfigCertificateAndPassword(t *testing.T) {
 		{"password", `{"username":"u@contoso.com","password":"pw"}`},
 	} {
 		t.Run(tt.mode, func(t *testing.T) {
-			c, err := LoadConfig(env(base("MDE_AUTH", tt.mode, "MDE_CLIENT_SECRET", tt.secret)))
+			c, err := Load(env(base("MDE_AUTH", tt.mode, "MDE_CLIENT_SECRET", tt.secret)))
 			if err != nil {
-				t.Fatalf("LoadConfig(%s) error %v", tt.mode, err)
+				t.Fatalf("Load(%s) error %v", tt.mode, err)
 			}
-			if c.Auth != AuthMode(tt.mode) || c.CredentialSource != SourceEnvironment {
-				t.Errorf("LoadConfig(%s) = auth %q source %q, want %q environment", tt.mode, c.Auth, c.CredentialSource, tt.mode)
+			if c.Auth != auth.Mode(tt.mode) || c.CredentialSource != auth.SourceEnvironment {
+				t.Errorf("Load(%s) = auth %q source %q, want %q environment", tt.mode, c.Auth, c.CredentialSource, tt.mode)
 			}
 		})
 	}
 }
 
 func TestConfigRedacts(t *testing.T) {
-	c, err := LoadConfig(env(base("MDE_CLIENT_SECRET", "canary-cfg-secret", "MDE_WEBHOOK_SECRET", "canary-cfg-hook")))
+	c, err := Load(env(base("MDE_CLIENT_SECRET", "canary-cfg-secret", "MDE_WEBHOOK_SECRET", "canary-cfg-hook")))
 	if err != nil {
 		t.Fatal(err)
 	}

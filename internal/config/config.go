@@ -1,4 +1,9 @@
-package auth
+// Package config is mdefn's configuration: every MDE_* setting, its default,
+// the validation and precedence rules of the contract, and the start
+// warnings. Load reads it from the environment without I/O; the methods of
+// Config turn it into the options of pkg/auth's constructors, so that the
+// wiring stays short.
+package config
 
 import (
 	"fmt"
@@ -9,39 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
-)
 
-// AuthMode is how the function authenticates to Entra (MDE_AUTH).
-type AuthMode string
-
-// The modes MDE_AUTH accepts.
-const (
-	AuthClientSecret      AuthMode = "client-secret"
-	AuthClientCertificate AuthMode = "client-certificate"
-	AuthPassword          AuthMode = "password" // delegated, resource-owner password grant
-	AuthManagedIdentity   AuthMode = "managed-identity"
-)
-
-// SourceKind names where the stored credential is read from.
-type SourceKind string
-
-// The credential sources, in precedence order.
-const (
-	SourceNone              SourceKind = ""
-	SourceKeyVault          SourceKind = "keyvault"
-	SourceAWSSecretsManager SourceKind = "aws-secrets-manager"
-	SourceEnvironment       SourceKind = "environment"
-)
-
-// TokenEndpointVersion selects Entra's v1 (resource=) or v2 (scope=) token
-// endpoint for the client-secret and client-certificate modes.
-type TokenEndpointVersion string
-
-// The versions MDE_TOKEN_ENDPOINT_VERSION accepts. Password mode always uses
-// v1, as Microsoft's "on behalf of a user" guide does.
-const (
-	TokenEndpointV1 TokenEndpointVersion = "v1"
-	TokenEndpointV2 TokenEndpointVersion = "v2"
+	"github.com/mdefn/mdefn/pkg/auth"
 )
 
 // Defaults of settings that have one.
@@ -52,29 +26,33 @@ const (
 	DefaultListenAddr = "127.0.0.1:7071"
 )
 
-// Config is mdefn's configuration, read from the environment by LoadConfig.
-// The zero value is not useful. A Config is not modified after LoadConfig
-// returns and is safe to share. Its String, GoString and LogValue redact
+// SourceNone is Config.CredentialSource when no stored credential is read
+// (managed-identity mode).
+const SourceNone auth.SourceKind = ""
+
+// Config is mdefn's configuration, read from the environment by Load. The
+// zero value is not useful. A Config is not modified after Load returns and
+// is safe to share. Its String, GoString, Format and LogValue redact
 // ClientSecret and WebhookSecret.
 type Config struct {
-	TenantID string   // MDE_TENANT_ID
-	ClientID string   // MDE_CLIENT_ID; in managed-identity mode the optional user-assigned identity
-	Auth     AuthMode // MDE_AUTH
+	TenantID string    // MDE_TENANT_ID
+	ClientID string    // MDE_CLIENT_ID; in managed-identity mode the optional user-assigned identity
+	Auth     auth.Mode // MDE_AUTH
 
 	// CredentialSource is the source chosen by precedence among the three
-	// below (SourceNone in managed-identity mode without a stored credential).
-	CredentialSource SourceKind
+	// below (SourceNone in managed-identity mode).
+	CredentialSource auth.SourceKind
 	KeyVaultURL      string // MDE_KEYVAULT_URL
 	SecretName       string // MDE_SECRET_NAME
 	AWSSecretID      string // MDE_AWS_SECRET_ID
 	ClientSecret     string // MDE_CLIENT_SECRET (local development only)
 	SecretTTL        time.Duration
 
-	Cloud                Cloud  // MDE_CLOUD
-	APIURL               string // MDE_API_URL, or the cloud's default
-	AuthorityURL         string // MDE_AUTHORITY_URL, or the cloud's default
-	TokenAudience        string // MDE_TOKEN_AUDIENCE, or the cloud's default
-	TokenEndpointVersion TokenEndpointVersion
+	Cloud                auth.Cloud // MDE_CLOUD
+	APIURL               string     // MDE_API_URL, or the cloud's default
+	AuthorityURL         string     // MDE_AUTHORITY_URL, or the cloud's default
+	TokenAudience        string     // MDE_TOKEN_AUDIENCE, or the cloud's default
+	TokenEndpointVersion auth.TokenEndpointVersion
 
 	// KeyVaultDisableChallengeVerification is for a local Key Vault emulator
 	// only (MDE_KEYVAULT_DISABLE_CHALLENGE_VERIFICATION).
@@ -95,15 +73,28 @@ type Config struct {
 	Warnings []string
 }
 
+// Error reports a missing, malformed or contradictory setting. Its text is
+// one line that names the setting, suitable for stderr before exiting. It
+// never holds a secret's value.
+type Error struct {
+	Setting string // the environment variable, e.g. "MDE_CLOUD"
+	Reason  string // what is wrong and what to do
+}
+
+// Error returns "<setting>: <reason>".
+func (e *Error) Error() string {
+	return e.Setting + ": " + e.Reason
+}
+
 // WebhookEnabled reports whether requests must carry a webhook signature.
 func (c *Config) WebhookEnabled() bool {
 	return c.WebhookSecretName != "" || c.WebhookSecret != ""
 }
 
-// LoadConfig reads and validates every MDE_* setting through getenv (usually
-// os.Getenv). It does no I/O. The error, when not nil, is a *ConfigError
-// naming the first bad setting.
-func LoadConfig(getenv func(string) string) (*Config, error) {
+// Load reads and validates every MDE_* setting through getenv (usually
+// os.Getenv). It does no I/O. The error, when not nil, is an *Error naming
+// the first bad setting.
+func Load(getenv func(string) string) (*Config, error) {
 	get := func(name string) string { return strings.TrimSpace(getenv(name)) }
 	c := &Config{
 		TenantID:          get("MDE_TENANT_ID"),
@@ -118,15 +109,15 @@ func LoadConfig(getenv func(string) string) (*Config, error) {
 	}
 	var err error
 	fail := func(setting, format string, args ...any) (*Config, error) {
-		return nil, &ConfigError{Setting: setting, Reason: fmt.Sprintf(format, args...)}
+		return nil, &Error{Setting: setting, Reason: fmt.Sprintf(format, args...)}
 	}
 
 	// Identity.
-	c.Auth = AuthMode(strings.ToLower(get("MDE_AUTH")))
+	c.Auth = auth.Mode(strings.ToLower(get("MDE_AUTH")))
 	switch c.Auth {
 	case "":
-		c.Auth = AuthClientSecret
-	case AuthClientSecret, AuthClientCertificate, AuthPassword, AuthManagedIdentity:
+		c.Auth = auth.ModeClientSecret
+	case auth.ModeClientSecret, auth.ModeClientCertificate, auth.ModePassword, auth.ModeManagedIdentity:
 	default:
 		return fail("MDE_AUTH", "unknown mode %q; use client-secret, client-certificate, password or managed-identity", c.Auth)
 	}
@@ -136,14 +127,14 @@ func LoadConfig(getenv func(string) string) (*Config, error) {
 	if !validTenant(c.TenantID) {
 		return fail("MDE_TENANT_ID", "%q is not a tenant GUID or domain", c.TenantID)
 	}
-	if c.ClientID == "" && c.Auth != AuthManagedIdentity {
+	if c.ClientID == "" && c.Auth != auth.ModeManagedIdentity {
 		return fail("MDE_CLIENT_ID", "required with MDE_AUTH=%s: the app registration (client) ID", c.Auth)
 	}
 
 	// Cloud and endpoints.
-	c.Cloud = Cloud(strings.ToLower(get("MDE_CLOUD")))
+	c.Cloud = auth.Cloud(strings.ToLower(get("MDE_CLOUD")))
 	if c.Cloud == "" {
-		c.Cloud = CloudPublic
+		c.Cloud = auth.CloudPublic
 	}
 	ends, ok := c.Cloud.Endpoints()
 	if !ok {
@@ -163,10 +154,10 @@ func LoadConfig(getenv func(string) string) (*Config, error) {
 	if v := get("MDE_TOKEN_AUDIENCE"); v != "" {
 		c.TokenAudience = strings.TrimRight(v, "/")
 	}
-	switch v := TokenEndpointVersion(strings.ToLower(get("MDE_TOKEN_ENDPOINT_VERSION"))); v {
+	switch v := auth.TokenEndpointVersion(strings.ToLower(get("MDE_TOKEN_ENDPOINT_VERSION"))); v {
 	case "":
-		c.TokenEndpointVersion = TokenEndpointV2
-	case TokenEndpointV1, TokenEndpointV2:
+		c.TokenEndpointVersion = auth.TokenEndpointV2
+	case auth.TokenEndpointV1, auth.TokenEndpointV2:
 		c.TokenEndpointVersion = v
 	default:
 		return fail("MDE_TOKEN_ENDPOINT_VERSION", "unknown version %q; use v1 or v2", v)
@@ -254,13 +245,13 @@ func LoadConfig(getenv func(string) string) (*Config, error) {
 func (c *Config) pickSource() error {
 	switch {
 	case c.KeyVaultURL != "":
-		c.CredentialSource = SourceKeyVault
+		c.CredentialSource = auth.SourceKeyVault
 	case c.AWSSecretID != "":
-		c.CredentialSource = SourceAWSSecretsManager
+		c.CredentialSource = auth.SourceAWSSecretsManager
 	case c.ClientSecret != "":
-		c.CredentialSource = SourceEnvironment
+		c.CredentialSource = auth.SourceEnvironment
 	}
-	if c.Auth == AuthManagedIdentity {
+	if c.Auth == auth.ModeManagedIdentity {
 		// The identity needs no stored credential; a vault may still hold the
 		// webhook secret.
 		if c.ClientSecret != "" {
@@ -273,34 +264,34 @@ func (c *Config) pickSource() error {
 		return nil
 	}
 	if c.CredentialSource == SourceNone {
-		need := map[AuthMode]string{
-			AuthClientSecret:      "the client secret",
-			AuthClientCertificate: "the certificate and its private key (PEM)",
-			AuthPassword:          `the user's credentials (JSON with "username" and "password")`,
+		need := map[auth.Mode]string{
+			auth.ModeClientSecret:      "the client secret",
+			auth.ModeClientCertificate: "the certificate and its private key (PEM)",
+			auth.ModePassword:          `the user's credentials (JSON with "username" and "password")`,
 		}[c.Auth]
-		return &ConfigError{Setting: "MDE_AUTH", Reason: fmt.Sprintf("%s needs a credential source holding %s: set MDE_KEYVAULT_URL, MDE_AWS_SECRET_ID or MDE_CLIENT_SECRET", c.Auth, need)}
+		return &Error{Setting: "MDE_AUTH", Reason: fmt.Sprintf("%s needs a credential source holding %s: set MDE_KEYVAULT_URL, MDE_AWS_SECRET_ID or MDE_CLIENT_SECRET", c.Auth, need)}
 	}
 	ignored := func(name, winner string) {
 		c.Warnings = append(c.Warnings, name+" is ignored: "+winner+" takes precedence")
 	}
 	switch c.CredentialSource {
-	case SourceKeyVault:
+	case auth.SourceKeyVault:
 		if c.AWSSecretID != "" {
 			ignored("MDE_AWS_SECRET_ID", "MDE_KEYVAULT_URL")
 		}
 		if c.ClientSecret != "" {
 			ignored("MDE_CLIENT_SECRET", "MDE_KEYVAULT_URL")
 		}
-	case SourceAWSSecretsManager:
+	case auth.SourceAWSSecretsManager:
 		if c.ClientSecret != "" {
 			ignored("MDE_CLIENT_SECRET", "MDE_AWS_SECRET_ID")
 		}
-	case SourceEnvironment:
+	case auth.SourceEnvironment:
 		c.Warnings = append(c.Warnings, "MDE_CLIENT_SECRET holds the credential in plain environment: use it for local development only")
 		// The value is here, so its format can be checked now rather than at
 		// the first request.
-		if _, err := ParseCredential(c.ClientSecret, c.Auth); err != nil {
-			return &ConfigError{Setting: "MDE_CLIENT_SECRET", Reason: strings.TrimPrefix(err.Error(), "auth: ")}
+		if _, err := auth.ParseCredential(c.ClientSecret, c.Auth); err != nil {
+			return &Error{Setting: "MDE_CLIENT_SECRET", Reason: strings.TrimPrefix(err.Error(), "auth: ")}
 		}
 	}
 	return nil
