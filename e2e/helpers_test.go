@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mdefn/mdefn/functions"
 	"github.com/mdefn/mdefn/sim"
 	"github.com/mdefn/mdefn/sim/defender"
 )
@@ -355,4 +356,20 @@ func checkOneIsolation(t *testing.T, s *sim.Sim, machineID, commentPrefix string
 // statusError is a readable failure for an unexpected status.
 func statusError(what string, got, want int, body []byte) string {
 	return fmt.Sprintf("%s status = %d, want %d; body %s", what, got, want, tail(string(body), 1000))
+}
+
+// example is spec's example on device m, with the machine action it names
+// (a succeeded collection) created first.
+func example(t *testing.T, s *sim.Sim, spec functions.Spec, m defender.Machine) functions.Example {
+	t.Helper()
+	var actionID string
+	if spec.Example.NeedsAction() {
+		a, ok := s.Defender().AddAction(defender.MachineAction{MachineID: m.ID,
+			Type: defender.ActionCollectInvestigationPackage, Requestor: "analyst@contoso.example"})
+		if !ok {
+			t.Fatalf("no device %s for %s's example action", m.ID, spec.Name)
+		}
+		actionID = a.ID
+	}
+	return spec.Example.Fill(m.ID, m.ComputerDNSName, actionID)
 }

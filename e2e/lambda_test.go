@@ -347,15 +347,16 @@ func TestLambdaEveryFunction(t *testing.T) {
 	for _, spec := range functions.All {
 		t.Run(spec.Name, func(t *testing.T) {
 			f := startLambda(t, dist, s, spec.Name)
-			ex := spec.Example.Fill(defender.UniqueMachineID, defender.UniqueFQDN)
+			m, _ := s.Defender().Machine(defender.UniqueMachineID)
+			ex := example(t, s, spec, m)
 			var event []byte
 			if ex.Method == http.MethodGet {
-				event = readTestdata(t, "lambda_url_query.json", map[string]string{"RAW_PATH": "/api/" + spec.Name, "RAW_QUERY": jsonString(ex.Query)})
+				event = readTestdata(t, "lambda_url_query.json", map[string]string{"RAW_PATH": "/api/" + spec.Name + ex.Path, "RAW_QUERY": jsonString(ex.Query)})
 			} else {
 				event = apiGatewayPost(t, spec.Name, ex.Body)
 			}
 			if status, body := f.invokeHTTP(t, event); status < 200 || status > 299 {
-				t.Errorf("%s /api/%s (the registry's example) = %d, want 2xx; body %s", ex.Method, spec.Name, status, body)
+				t.Errorf("%s %s (the registry's example) = %d, want 2xx; body %s", ex.Method, ex.URL(spec.Name), status, body)
 			}
 			if ex.Method == http.MethodPost {
 				if _, fnErr := f.invoke(t, []byte(ex.Body)); fnErr != nil {
@@ -433,4 +434,58 @@ func TestLambdaTokenCheck(t *testing.T) {
 		}
 	})
 	checkColdStart(t, s, f)
+}
+
+// TestLambdaStepFunctionsLoop is the Step Functions pattern: a direct invoke
+// of scan returns the action's id; direct invokes of actions with {"id"}
+// answer pending: true until the action ends, then the action as Defender
+// has it; cancelling an ended action is a function error invalid_request.
+func TestLambdaStepFunctionsLoop(t *testing.T) {
+	dist := distDir(t)
+	s := startSim(t)
+	s.Defender().SetActionTimings(defender.ActionTimings{InProgressAfter: 100 * time.Millisecond, CompletedAfter: 300 * time.Millisecond})
+	scan := startLambda(t, dist, s, "scan")
+	acts := startLambda(t, dist, s, "actions")
+	out, fnErr := scan.invoke(t, []byte(`{"machineId":"`+defender.UniqueMachineID+`","comment":"after isolation","ticket":"INC9"}`))
+	if fnErr != nil {
+		t.Fatalf("scan direct invoke = function error %+v", *fnErr)
+	}
+	var started struct {
+		Action struct {
+			ID string `json:"id"`
+		} `json:"action"`
+	}
+	if err := json.Unmarshal(out, &started); err != nil || started.Action.ID == "" {
+		t.Fatalf("scan result %s has no action id (%v)", out, err)
+	}
+	type status struct {
+		Pending bool `json:"pending"`
+		Action  struct {
+			ID     string `json:"id"`
+			Status string `json:"status"`
+		} `json:"action"`
+	}
+	var st status
+	polls := 0
+	for deadline := time.Now().Add(10 * time.Second); ; polls++ {
+		out, fnErr := acts.invoke(t, []byte(`{"id":"`+started.Action.ID+`"}`))
+		if fnErr != nil {
+			t.Fatalf("actions direct invoke = function error %+v", *fnErr)
+		}
+		st = status{}
+		if err := json.Unmarshal(out, &st); err != nil {
+			t.Fatalf("actions result %s: %v", out, err)
+		}
+		if !st.Pending || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if st.Pending || st.Action.ID != started.Action.ID || st.Action.Status != "Succeeded" || polls == 0 {
+		t.Errorf("after %d polls: %+v, want the action Succeeded and not pending, after at least one pending poll", polls, st)
+	}
+	_, fnErr = acts.invoke(t, []byte(`{"id":"`+started.Action.ID+`","cancel":true,"comment":"too late"}`))
+	if fnErr == nil || fnErr.ErrorType != "invalid_request" {
+		t.Errorf("cancel of an ended action = %+v, want function error invalid_request", fnErr)
+	}
 }

@@ -20,6 +20,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/mdefn/mdefn/functions/actions"
 	"github.com/mdefn/mdefn/functions/alerts"
 	"github.com/mdefn/mdefn/functions/collect"
 	"github.com/mdefn/mdefn/functions/internal/action"
@@ -79,19 +80,37 @@ type Use struct {
 	Containment bool
 }
 
-// Example is a sample request. In Query and Body, {machineId} and
-// {deviceName} stand for a device of the target tenant.
+// Example is a sample request. In Path, Query and Body, {machineId} and
+// {deviceName} stand for a device of the target tenant and {actionId} for
+// a machine action that has ended (a succeeded investigation package
+// collection: see NeedsAction).
 type Example struct {
 	Method string
+	Path   string // below /api/<name>, with its leading "/"; usually empty
 	Query  string // GET: the query string, without "?"
 	Body   string // POST: the JSON body
 }
 
-// Fill returns e with {machineId} and {deviceName} replaced.
-func (e Example) Fill(machineID, deviceName string) Example {
-	r := strings.NewReplacer("{machineId}", machineID, "{deviceName}", deviceName)
-	e.Query, e.Body = r.Replace(e.Query), r.Replace(e.Body)
+// NeedsAction reports whether the example names a machine action, which
+// the caller must create first (a succeeded CollectInvestigationPackage).
+func (e Example) NeedsAction() bool {
+	return strings.Contains(e.Path+e.Query+e.Body, "{actionId}")
+}
+
+// Fill returns e with {machineId}, {deviceName} and {actionId} replaced.
+func (e Example) Fill(machineID, deviceName, actionID string) Example {
+	r := strings.NewReplacer("{machineId}", machineID, "{deviceName}", deviceName, "{actionId}", actionID)
+	e.Path, e.Query, e.Body = r.Replace(e.Path), r.Replace(e.Query), r.Replace(e.Body)
 	return e
+}
+
+// URL is the example's path and query: /api/<name><Path>[?Query].
+func (e Example) URL(name string) string {
+	u := "/api/" + name + e.Path
+	if e.Query != "" {
+		u += "?" + e.Query
+	}
+	return u
 }
 
 // Deps is what the functions are built from: clients made once per process
@@ -201,6 +220,23 @@ var All = []Spec{
 		Example:  Example{Method: http.MethodPost, Body: `{"machineId":"{machineId}","sha1":"87662bc3d60e4200ceaf7aae249d1c343f4b83c9","comment":"known bad dropper","ticket":"INC0012345"}`},
 		New: func(d *Deps) http.Handler {
 			return &quarantine.Service{Client: d.Defender, Runner: d.runner, Logger: d.Logger}
+		},
+	},
+	{
+		Name:    "actions",
+		Summary: "a machine action's status (202 while it runs), its cancellation, a collection's package link",
+		Methods: actions.Methods,
+		Nested:  true,
+		Checks: []tokencheck.Check{
+			{Name: "actions", Needs: actions.Needs},
+			{Name: "actionsCancel", Needs: actions.NeedsCancel},
+			{Name: "actionsPackage", Needs: actions.NeedsPackage},
+		},
+		Folders:  []string{"actions-queue"},
+		Defender: Use{Reads: true},
+		Example:  Example{Method: http.MethodGet, Path: "/{actionId}"},
+		New: func(d *Deps) http.Handler {
+			return &actions.Service{Client: d.Defender, DryRun: d.DryRun, Logger: d.Logger}
 		},
 	},
 	{

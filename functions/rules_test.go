@@ -88,7 +88,7 @@ func actionSpecs() []functions.Spec {
 func withBody(t *testing.T, spec functions.Spec, machineID string, fields map[string]any) string {
 	t.Helper()
 	var m map[string]any
-	if err := json.Unmarshal([]byte(spec.Example.Fill(machineID, defender.UniqueFQDN).Body), &m); err != nil {
+	if err := json.Unmarshal([]byte(spec.Example.Fill(machineID, defender.UniqueFQDN, "").Body), &m); err != nil {
 		t.Fatalf("%s example: %v", spec.Name, err)
 	}
 	for k, v := range fields {

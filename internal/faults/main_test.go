@@ -317,10 +317,15 @@ func (st *stack) call(fn string) answer {
 	if !ok {
 		return answer{err: fmt.Errorf("no function %q in the registry", fn)}
 	}
-	ex := spec.Example.Fill(defender.UniqueMachineID, defender.UniqueFQDN)
-	path := "/api/" + fn
-	if ex.Query != "" {
-		path += "?" + ex.Query
+	var actionID string
+	if spec.Example.NeedsAction() {
+		a, ok := st.sim.Defender().AddAction(defender.MachineAction{MachineID: defender.UniqueMachineID,
+			Type: defender.ActionCollectInvestigationPackage, Requestor: "analyst@contoso.example"})
+		if !ok {
+			return answer{err: fmt.Errorf("no device %s for %s's example action", defender.UniqueMachineID, fn)}
+		}
+		actionID = a.ID
 	}
-	return st.do(ex.Method, path, ex.Body)
+	ex := spec.Example.Fill(defender.UniqueMachineID, defender.UniqueFQDN, actionID)
+	return st.do(ex.Method, ex.URL(fn), ex.Body)
 }

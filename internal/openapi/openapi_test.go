@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/mdefn/mdefn/functions/actions"
 	"github.com/mdefn/mdefn/functions/alerts"
 	"github.com/mdefn/mdefn/functions/collect"
 	"github.com/mdefn/mdefn/functions/isolate"
@@ -119,17 +120,19 @@ func TestAlertsParametersMatch(t *testing.T) {
 func TestSchemasMatchTypes(t *testing.T) {
 	d := load(t)
 	for schema, v := range map[string]any{
-		"IsolateRequest":    isolate.Request{},
-		"ScanRequest":       scan.Request{},
-		"RestrictRequest":   restrict.Request{},
-		"CollectRequest":    collect.Request{},
-		"QuarantineRequest": quarantine.Request{},
-		"ActionResult":      isolate.Result{},
-		"Machine":           isolate.Machine{},
-		"TokenCheckRequest": tokencheck.Request{},
-		"TokenCheckResult":  tokencheck.Result{},
-		"FunctionAccess":    tokencheck.Access{},
-		"AlertsResult":      alerts.Result{},
+		"IsolateRequest":     isolate.Request{},
+		"ScanRequest":        scan.Request{},
+		"RestrictRequest":    restrict.Request{},
+		"CollectRequest":     collect.Request{},
+		"QuarantineRequest":  quarantine.Request{},
+		"ActionResult":       isolate.Result{},
+		"Machine":            isolate.Machine{},
+		"TokenCheckRequest":  tokencheck.Request{},
+		"TokenCheckResult":   tokencheck.Result{},
+		"FunctionAccess":     tokencheck.Access{},
+		"AlertsResult":       alerts.Result{},
+		"ActionsRequest":     actions.Request{},
+		"ActionStatusResult": actions.Result{},
 	} {
 		if diff := cmp.Diff(jsonFields(v), d.properties(t, schema)); diff != "" {
 			t.Errorf("%s (-Go +document):\n%s", schema, diff)

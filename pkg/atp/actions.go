@@ -203,6 +203,12 @@ func (c *Client) GetMachineAction(ctx context.Context, id string) (*MachineActio
 	if err := c.do(ctx, cl, &a); err != nil {
 		return nil, err
 	}
+	if !strings.EqualFold(a.ID, id) || !a.Status.Valid() {
+		// A 200 that is not this action (an empty object, another
+		// shape decoded leniently) must not pass for its status.
+		return nil, fmt.Errorf("atp: %s: %w", cl.op, &DecodeError{StatusCode: http.StatusOK, Method: cl.method, Path: cl.path,
+			Err: errors.New("the answer is not the machine action asked for")})
+	}
 	return &a, nil
 }
 

@@ -181,6 +181,16 @@ func TestGetMachineAction(t *testing.T) {
 	if rec.last.Method != "GET" || rec.last.Path != "/api/machineactions/"+actionID1 {
 		t.Errorf("request = %s %s", rec.last.Method, rec.last.Path)
 	}
+	// A 200 that is not the action asked for is a decoding failure, not an
+	// action of unknown status.
+	for _, body := range []string{`{}`, `{"value":"AAAA"}`, strings.Replace(actionJSON, actionID1, "00000000-0000-4000-8000-000000000000", 1),
+		strings.Replace(actionJSON, `"Pending"`, `"Sleeping"`, 1)} {
+		c, _ := newTestClient(t, &recorder{body: body}, nil, nil)
+		var de *DecodeError
+		if a, err := c.GetMachineAction(context.Background(), actionID1); !errors.As(err, &de) {
+			t.Errorf("GetMachineAction() of %.60s = %+v, %v; want a *DecodeError", body, a, err)
+		}
+	}
 }
 
 func TestListMachineActions(t *testing.T) {
