@@ -57,7 +57,7 @@ var (
 		Delegated: []auth.AnyOf{{"Machine.Read", "Machine.ReadWrite"}},
 	}
 	NeedsCancel = auth.Needs{
-		App: []auth.AnyOf{{"Machine.Read.All", "Machine.ReadWrite.All"}, cancelPermissions},
+		App:       []auth.AnyOf{{"Machine.Read.All", "Machine.ReadWrite.All"}, cancelPermissions},
 		Delegated: []auth.AnyOf{{"Machine.Read", "Machine.ReadWrite"}, cancelPermissions},
 	}
 	NeedsPackage = auth.Needs{
