@@ -12,9 +12,6 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 )
 
-// DefaultListenAddr is where the local server listens without MDE_LISTEN_ADDR.
-const DefaultListenAddr = "127.0.0.1:7071"
-
 // Run serves a on the runtime getenv describes until ctx ends:
 //
 //   - AWS_LAMBDA_RUNTIME_API set: AWS Lambda, serving function (the
@@ -23,13 +20,13 @@ const DefaultListenAddr = "127.0.0.1:7071"
 //     be os.Getenv there. Run does not return while Lambda runs the process.
 //   - FUNCTIONS_CUSTOMHANDLER_PORT set: the Azure Functions custom handler
 //     (AzureHandler) on 127.0.0.1 at that port.
-//   - otherwise the local server (HTTPHandler) on MDE_LISTEN_ADDR, default
-//     127.0.0.1:7071.
+//   - otherwise the local server (HTTPHandler) on listenAddr (the
+//     configuration's MDE_LISTEN_ADDR, validated and defaulted there).
 //
 // When ctx ends the server stops taking connections and waits for running
 // invocations (up to a.Timeout plus a few seconds), then Run returns nil.
 // A listen failure or a bad setting is returned at once.
-func Run(ctx context.Context, a *App, function string, getenv func(string) string) error {
+func Run(ctx context.Context, a *App, function, listenAddr string, getenv func(string) string) error {
 	if getenv("AWS_LAMBDA_RUNTIME_API") != "" {
 		if function == "" {
 			return errors.New("platform: on AWS Lambda the bootstrap must name its function")
@@ -47,11 +44,10 @@ func Run(ctx context.Context, a *App, function string, getenv func(string) strin
 		}
 		return a.listenAndServe(ctx, net.JoinHostPort("127.0.0.1", port), a.AzureHandler(), "azure")
 	}
-	addr := getenv("MDE_LISTEN_ADDR")
-	if addr == "" {
-		addr = DefaultListenAddr
+	if listenAddr == "" {
+		return errors.New("platform: the local server needs a listen address (MDE_LISTEN_ADDR)")
 	}
-	return a.listenAndServe(ctx, addr, a.HTTPHandler(), "local")
+	return a.listenAndServe(ctx, listenAddr, a.HTTPHandler(), "local")
 }
 
 func (a *App) listenAndServe(ctx context.Context, addr string, h http.Handler, mode string) error {

@@ -64,7 +64,8 @@ func TestRunServers(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			done := make(chan error, 1)
-			go func() { done <- Run(ctx, fx.app, "", envOf(tt.env(addr))) }()
+			env := tt.env(addr)
+			go func() { done <- Run(ctx, fx.app, "", env["MDE_LISTEN_ADDR"], envOf(env)) }()
 
 			resp := waitFor(t, "http://"+addr+tt.probe)
 			resp.Body.Close()
@@ -118,13 +119,14 @@ func TestRunErrors(t *testing.T) {
 		{"azure port out of range", "", map[string]string{"FUNCTIONS_CUSTOMHANDLER_PORT": "70000"}},
 		{"listen address in use", "", map[string]string{"MDE_LISTEN_ADDR": busy.Addr().String()}},
 		{"listen address malformed", "", map[string]string{"MDE_LISTEN_ADDR": "not an address"}},
+		{"no listen address", "", map[string]string{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			fx := newFixture(t)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			if err := Run(ctx, fx.app, tt.function, envOf(tt.env)); err == nil {
+			if err := Run(ctx, fx.app, tt.function, tt.env["MDE_LISTEN_ADDR"], envOf(tt.env)); err == nil {
 				t.Errorf("Run(%v) = nil, want an error", tt.env)
 			}
 		})

@@ -38,7 +38,7 @@ func Main(function string) {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := platform.Run(ctx, c.App, function, os.Getenv); err != nil {
+	if err := platform.Run(ctx, c.App, function, cfg.ListenAddr, os.Getenv); err != nil {
 		fmt.Fprintln(os.Stderr, "mdefn:", err)
 		os.Exit(1)
 	}

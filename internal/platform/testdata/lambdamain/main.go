@@ -44,7 +44,7 @@ func main() {
 		Timeout:   30 * time.Second,
 		Logger:    slog.New(slog.NewJSONHandler(os.Stdout, nil)),
 	}
-	if err := platform.Run(context.Background(), app, "isolate", os.Getenv); err != nil {
+	if err := platform.Run(context.Background(), app, "isolate", "", os.Getenv); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
