@@ -13,7 +13,10 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/mdefn/mdefn/functions"
+	"github.com/mdefn/mdefn/functions/tokencheck"
 	"github.com/mdefn/mdefn/internal/config"
+	"github.com/mdefn/mdefn/internal/envelope"
 	"github.com/mdefn/mdefn/pkg/atp"
 	"github.com/mdefn/mdefn/pkg/auth"
 )
@@ -331,34 +334,45 @@ func (d *doctor) checkPermissions() {
 	if delegated {
 		held, kind = c.Scopes, "delegated permissions"
 	}
-	perms := auth.Permissions(c)
-	needs := map[string]string{
-		auth.FunctionAlerts:        "alerts",
-		auth.FunctionIsolate:       "isolate by machineId",
-		auth.FunctionIsolateByName: "isolate by deviceName or ipAddress",
+	// Every tokencheck entry of the registry, with the reads the settings
+	// add: the protected tags read the device (and its tags) before a
+	// containment action even by machineId, the isolation budget reads the
+	// machine actions before an isolation.
+	type entry struct {
+		label  string
+		access auth.Access
 	}
-	if d.cfg.MaxIsolationsPerHour > 0 || len(d.cfg.ProtectedTags) > 0 {
-		// The budget and the protected tags read machines and machine
-		// actions before every isolation.
-		a := perms[auth.FunctionIsolate]
-		for _, m := range perms[auth.FunctionIsolateByName].Missing {
-			if !slices.Contains(a.Missing, m) {
-				a.Missing = append(a.Missing, m)
+	var entries []entry
+	for _, spec := range functions.All {
+		extra := (len(d.cfg.ProtectedTags) > 0 && spec.Defender.Containment) ||
+			(d.cfg.MaxIsolationsPerHour > 0 && slices.Contains(spec.PermanentCodes, envelope.IsolationBudgetExceeded))
+		for _, chk := range spec.Checks {
+			if len(chk.Needs.App) == 0 && len(chk.Needs.Delegated) == 0 {
+				continue
 			}
+			label, needs := chk.Name, chk.Needs
+			switch byName := chk.Name + "ByName"; {
+			case strings.HasSuffix(chk.Name, "ByName"):
+				label = strings.TrimSuffix(chk.Name, "ByName") + " by deviceName or ipAddress"
+			case slices.ContainsFunc(spec.Checks, func(o tokencheck.Check) bool { return o.Name == byName }):
+				label = chk.Name + " by machineId"
+				if extra {
+					i := slices.IndexFunc(spec.Checks, func(o tokencheck.Check) bool { return o.Name == byName })
+					needs = spec.Checks[i].Needs
+					label += " (with MDE_MAX_ISOLATIONS_PER_HOUR or MDE_PROTECTED_TAGS)"
+				}
+			}
+			entries = append(entries, entry{label, c.Check(needs)})
 		}
-		a.Allowed = len(a.Missing) == 0
-		perms[auth.FunctionIsolate] = a
-		needs[auth.FunctionIsolate] += " (with MDE_MAX_ISOLATIONS_PER_HOUR or MDE_PROTECTED_TAGS)"
 	}
 	var missing, allowed, denied []string
-	for _, fn := range []string{auth.FunctionAlerts, auth.FunctionIsolate, auth.FunctionIsolateByName} {
-		a := perms[fn]
-		if a.Allowed {
-			allowed = append(allowed, needs[fn])
+	for _, e := range entries {
+		if e.access.Allowed {
+			allowed = append(allowed, e.label)
 			continue
 		}
-		denied = append(denied, fmt.Sprintf("%s needs %s", needs[fn], strings.Join(a.Missing, " and ")))
-		for _, m := range a.Missing {
+		denied = append(denied, fmt.Sprintf("%s needs %s", e.label, strings.Join(e.access.Missing, " and ")))
+		for _, m := range e.access.Missing {
 			if !slices.Contains(missing, m) {
 				missing = append(missing, m)
 			}
@@ -366,7 +380,7 @@ func (d *doctor) checkPermissions() {
 	}
 	heldLine := fmt.Sprintf("the token holds %s: %s", kind, strings.Join(held, ", "))
 	if len(missing) == 0 {
-		d.r.add(passed, "permissions", strings.Join(allowed, ", ")+": allowed", "", heldLine)
+		d.r.add(passed, "permissions", fmt.Sprintf("every function is allowed (the %d entries of tokencheck's functions)", len(allowed)), "", heldLine)
 	} else {
 		d.r.add(failed, "permissions", "missing "+strings.Join(missing, ", "), d.consentFix(missing), append(denied, heldLine)...)
 	}

@@ -104,7 +104,7 @@ func TestDoctor(t *testing.T) {
 	}{
 		{name: "healthy Key Vault", ok: true,
 			want: []string{"✓ configuration", "✓ credential", "keyvault:mde-client-secret: a client secret", "✓ token", "✓ verification",
-				"✓ permissions", "alerts, isolate by machineId, isolate by deviceName or ipAddress: allowed", "✓ defender", "summary: "}},
+				"✓ permissions", "every function is allowed", "✓ defender", "summary: "}},
 		{name: "plain environment secret", ok: true,
 			env:  map[string]string{"MDE_KEYVAULT_URL": "", "MDE_CLIENT_SECRET": sim.DefaultClientSecret},
 			want: []string{"! configuration", "MDE_CLIENT_SECRET holds", "fix: store the credential in Key Vault", "✓ defender"}},

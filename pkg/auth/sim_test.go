@@ -184,10 +184,9 @@ func TestSimKeyVaultClientSecretEndToEnd(t *testing.T) {
 	if claims.TokenType() != auth.TokenApplication || claims.AppID != sim.DefaultClientID || claims.TenantID != s.TenantID() {
 		t.Errorf("Verify(sim token) claims = %+v, want an application token of the default app", claims)
 	}
-	for fn, a := range auth.Permissions(claims) {
-		if !a.Allowed {
-			t.Errorf("Permissions()[%s] = %+v, want allowed", fn, a)
-		}
+	needs := auth.Needs{App: []auth.AnyOf{{"Alert.Read.All", "Alert.ReadWrite.All"}, {"Machine.Isolate"}, {"Machine.Read.All", "Machine.ReadWrite.All"}}}
+	if a := claims.Check(needs); !a.Allowed {
+		t.Errorf("Check(%+v) = %+v, want allowed", needs, a)
 	}
 }
 
