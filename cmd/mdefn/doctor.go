@@ -12,22 +12,18 @@ import (
 	"strings"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/mdefn/mdefn/functions"
 	"github.com/mdefn/mdefn/functions/tokencheck"
 	"github.com/mdefn/mdefn/internal/config"
 	"github.com/mdefn/mdefn/internal/envelope"
+	"github.com/mdefn/mdefn/internal/wiring"
 	"github.com/mdefn/mdefn/pkg/atp"
 	"github.com/mdefn/mdefn/pkg/auth"
 )
 
 // doctorStepTimeout bounds each network check, so a silent upstream is a
 // finding rather than a hang.
-const doctorStepTimeout = 30 * time.Second
-
-// doctorRetry keeps the SDKs' retries short: a diagnosis should answer in
-// seconds, and a transient failure shows up again on the next run.
-var doctorRetry = policy.RetryOptions{MaxRetries: 1, RetryDelay: 200 * time.Millisecond, MaxRetryDelay: time.Second}
+const doctorStepTimeout = wiring.StepTimeout
 
 // doctorMain is the doctor command: it checks the configuration in the
 // process environment and exits 1 when something would fail in production.
@@ -77,6 +73,16 @@ type doctor struct {
 	clientID string
 	tokens   *auth.TokenSource
 	claims   *auth.Claims
+	// comps are the deployment's components, built by the same wiring
+	// with short retries: first with the configured credential source,
+	// then (for the token and the Defender calls) serving the value read.
+	comps *wiring.Components
+}
+
+// build builds the components as a deployment would, with short retries;
+// secrets, when set, replaces the credential source.
+func (d *doctor) build(secrets auth.SecretSource) (*wiring.Components, error) {
+	return wiring.Build(d.cfg, &wiring.Options{HTTPClient: d.http, Logger: d.log, ShortRetries: true, Secrets: secrets})
 }
 
 func (d *doctor) run() {
@@ -204,11 +210,12 @@ func (d *doctor) checkCredential() bool {
 		d.r.add(passed, "credential", "none stored: "+who+" signs in", "")
 		return true
 	}
-	src, err := doctorSecretSource(d.cfg, d.http)
+	comps, err := d.build(nil)
 	if err != nil {
 		d.r.add(failed, "credential", "cannot build the credential source: "+err.Error(), "check the credential settings (MDE_KEYVAULT_URL, MDE_AWS_SECRET_ID)")
 		return false
 	}
+	src := comps.Secrets
 	ctx, cancel := context.WithTimeout(context.Background(), doctorStepTimeout)
 	defer cancel()
 	raw, err := src.Secret(ctx)
@@ -237,15 +244,6 @@ func (d *doctor) checkCredential() bool {
 	return true
 }
 
-// doctorSecretSource is the deployment's credential source with short
-// retries for the vault, so that an unreachable vault is reported in
-// seconds.
-func doctorSecretSource(cfg *config.Config, httpClient *http.Client) (auth.SecretSource, error) {
-	opts := cfg.KeyVaultOptions()
-	opts.Retry = doctorRetry
-	return cfg.SecretSource(httpClient, opts)
-}
-
 func describeCredential(c *auth.Credential) string {
 	var parts []string
 	if c.ClientSecret != "" {
@@ -265,20 +263,18 @@ func describeCredential(c *auth.Credential) string {
 
 // checkToken acquires a Defender token exactly as the functions do.
 func (d *doctor) checkToken() (string, bool) {
-	var store *auth.CredentialStore
+	var stored auth.SecretSource
 	if d.cred != nil {
 		// Serve the value already read: one vault read per run.
-		storeOpts := d.cfg.StoreOptions()
-		storeOpts.Logger = d.log
-		store = auth.NewCredentialStore(auth.NewEnvSecretSource("stored credential", d.raw), d.cfg.Auth, storeOpts)
+		stored = auth.NewEnvSecretSource("stored credential", d.raw)
 	}
-	tokenOpts := d.cfg.TokenOptions()
-	tokenOpts.Logger, tokenOpts.FetchTimeout, tokenOpts.ManagedIdentityRetry = d.log, doctorStepTimeout, doctorRetry
-	ts, err := auth.NewTokenSource(d.cfg.Auth, d.cfg.TenantID, d.cfg.ClientID, store, d.http, tokenOpts)
+	comps, err := d.build(stored)
 	if err != nil {
 		d.r.add(failed, "token", "cannot build the token source: "+err.Error(), "check MDE_AUTH and the credential settings")
 		return "", false
 	}
+	d.comps = comps
+	ts := comps.Tokens
 	ctx, cancel := context.WithTimeout(context.Background(), doctorStepTimeout)
 	defer cancel()
 	tok, err := ts.TokenContext(ctx)
@@ -295,8 +291,15 @@ func (d *doctor) checkToken() (string, bool) {
 // checkVerification verifies the token as tokencheck does: signature against
 // the tenant's published keys, issuer, audience, lifetime.
 func (d *doctor) checkVerification(token string) {
-	v := auth.NewVerifier(d.cfg.AuthorityURL, d.tenantID, d.cfg.TokenAudience, d.http, &auth.VerifierOptions{Logger: d.log})
-	defer v.Close()
+	v := d.comps.Verifier
+	if d.tenantID != d.cfg.TenantID {
+		// The secret's JSON names another tenant, whose token the
+		// deployment acquires: verify against that tenant's keys and
+		// issuer. (The deployment's own verifier still uses MDE_TENANT_ID:
+		// a known gap, reported as the issuer problem tokencheck shows.)
+		v = auth.NewVerifier(d.cfg.AuthorityURL, d.tenantID, d.cfg.TokenAudience, d.http, &auth.VerifierOptions{Logger: d.log})
+		defer v.Close()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), doctorStepTimeout)
 	defer cancel()
 	claims, problems, err := v.Verify(ctx, token)
@@ -415,13 +418,7 @@ func (d *doctor) consentFix(missing []string) string {
 
 // checkDefender makes the cheap reads the functions depend on.
 func (d *doctor) checkDefender() {
-	client, err := atp.NewClient(d.cfg.APIURL, d.tokens, &atp.Options{
-		HTTPClient: d.http, Logger: d.log, MaxRetries: 1, RetryBaseDelay: 200 * time.Millisecond, RetryMaxDelay: time.Second,
-	})
-	if err != nil {
-		d.r.add(failed, "defender", "MDE_API_URL: "+err.Error(), "set MDE_API_URL to the Defender API base, such as https://api.security.microsoft.com")
-		return
-	}
+	client := d.comps.Defender
 	delegated := d.claims != nil && d.claims.TokenType() == auth.TokenDelegated
 	probes := []struct {
 		what       string

@@ -10,6 +10,9 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
 	"github.com/mdefn/mdefn/functions"
 	"github.com/mdefn/mdefn/internal/config"
@@ -36,7 +39,22 @@ type Options struct {
 	// Defender, when set, are the Defender client's options (call budget,
 	// clock, sleep) for tests; HTTPClient and Logger still come from above.
 	Defender *atp.Options
+	// ShortRetries is for a diagnosis (mdefn doctor): Key Vault, managed
+	// identity and Defender retry once with short delays and a fetch
+	// waits at most StepTimeout, so that an unreachable upstream is
+	// reported in seconds. Everything else is built as in production.
+	ShortRetries bool
+	// Secrets, when set, replaces the configured credential source (the
+	// doctor passes the value it has just read, so that the vault is read
+	// once per run).
+	Secrets auth.SecretSource
 }
+
+// StepTimeout bounds each upstream fetch under ShortRetries.
+const StepTimeout = 30 * time.Second
+
+// shortRetry is the SDKs' retry policy under ShortRetries.
+var shortRetry = policy.RetryOptions{MaxRetries: 1, RetryDelay: 200 * time.Millisecond, MaxRetryDelay: time.Second}
 
 // Components are the built pieces, exposed for tests and the doctor.
 type Components struct {
@@ -72,8 +90,16 @@ func Build(cfg *config.Config, o *Options) (*Components, error) {
 		c.Logger.Warn(w)
 	}
 	var err error
-	if cfg.Auth != auth.ModeManagedIdentity || cfg.CredentialSource != config.SourceNone {
-		if c.Secrets, err = cfg.SecretSource(o.HTTPClient, nil); err != nil {
+	var kv *auth.KeyVaultOptions
+	if o.ShortRetries {
+		kv = cfg.KeyVaultOptions()
+		kv.Retry = shortRetry
+	}
+	switch {
+	case o.Secrets != nil:
+		c.Secrets = o.Secrets
+	case cfg.Auth != auth.ModeManagedIdentity || cfg.CredentialSource != config.SourceNone:
+		if c.Secrets, err = cfg.SecretSource(o.HTTPClient, kv); err != nil {
 			return nil, fmt.Errorf("secret source: %w", err)
 		}
 	}
@@ -84,6 +110,9 @@ func Build(cfg *config.Config, o *Options) (*Components, error) {
 	}
 	tokenOpts := cfg.TokenOptions()
 	tokenOpts.Logger = c.Logger
+	if o.ShortRetries {
+		tokenOpts.FetchTimeout, tokenOpts.ManagedIdentityRetry = StepTimeout, shortRetry
+	}
 	if c.Tokens, err = auth.NewTokenSource(cfg.Auth, cfg.TenantID, cfg.ClientID, c.Creds, o.HTTPClient, tokenOpts); err != nil {
 		return nil, fmt.Errorf("token source: %w", err)
 	}
@@ -94,6 +123,9 @@ func Build(cfg *config.Config, o *Options) (*Components, error) {
 	atpOpts.HTTPClient, atpOpts.Logger = o.HTTPClient, c.Logger
 	if o.NoCallBudget {
 		atpOpts.CallsPerMinute, atpOpts.CallsPerHour = -1, -1
+	}
+	if o.ShortRetries {
+		atpOpts.MaxRetries, atpOpts.RetryBaseDelay, atpOpts.RetryMaxDelay = 1, 200*time.Millisecond, time.Second
 	}
 	if c.Defender, err = atp.NewClient(cfg.APIURL, c.Tokens, atpOpts); err != nil {
 		return nil, fmt.Errorf("defender client: %w", err)
