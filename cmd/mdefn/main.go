@@ -4,7 +4,7 @@
 //	                 (AWS Lambda, Azure Functions custom handler, or a local
 //	                 HTTP server on MDE_LISTEN_ADDR)
 //	mdefn dev        the embedded Defender/Entra/Key Vault simulator and the
-//	                 three functions on http://127.0.0.1:7071/api/...
+//	                 functions on http://127.0.0.1:7071/api/...
 //	mdefn version    print the version
 package main
 
@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/mdefn/mdefn/internal/devserver"
+	"github.com/mdefn/mdefn/internal/doctor"
 	"github.com/mdefn/mdefn/internal/wiring"
 	"github.com/mdefn/mdefn/pkg/atp"
 )
@@ -23,7 +25,7 @@ commands:
              (AWS_LAMBDA_RUNTIME_API: Lambda; FUNCTIONS_CUSTOMHANDLER_PORT: Azure
              Functions custom handler; otherwise a local server on MDE_LISTEN_ADDR).
              This is the default command.
-  dev        start the embedded simulator and the three functions on
+  dev        start the embedded simulator and every function on
              http://127.0.0.1:7071/api/... (flags: -addr, -demo)
   doctor     check the MDE_* settings of this environment against the real
              vault, Entra ID and Defender, and print the fix for each problem
@@ -40,12 +42,12 @@ func main() {
 	case "serve":
 		wiring.Main("")
 	case "dev":
-		if err := dev(args); err != nil {
+		if err := devserver.Command(args); err != nil {
 			fmt.Fprintln(os.Stderr, "mdefn dev:", err)
 			os.Exit(1)
 		}
 	case "doctor":
-		doctorMain(args)
+		os.Exit(doctor.Command(args))
 	case "version", "-version", "--version":
 		fmt.Println("mdefn", atp.Version)
 	case "help", "-h", "-help", "--help":

@@ -1,4 +1,8 @@
-package main
+// Package doctor is `mdefn doctor`: it checks a set of MDE_* settings
+// against the real vault, Entra ID and Defender, with the components a
+// deployment would build (internal/wiring, with short retries), and prints
+// the exact fix for each problem.
+package doctor
 
 import (
 	"context"
@@ -25,19 +29,21 @@ import (
 // finding rather than a hang.
 const doctorStepTimeout = wiring.StepTimeout
 
-// doctorMain is the doctor command: it checks the configuration in the
-// process environment and exits 1 when something would fail in production.
-func doctorMain(args []string) {
+// Command is `mdefn doctor`: it checks the configuration in the process
+// environment and returns the exit code: 0, or 1 when something would fail
+// in production, 2 for a usage error.
+func Command(args []string) int {
 	if len(args) > 0 {
 		fmt.Fprintf(os.Stderr, "mdefn doctor takes no arguments; it reads the MDE_* settings from the environment\n")
-		os.Exit(2)
+		return 2
 	}
-	if !runDoctor(os.Stdout, os.Getenv, nil) {
-		os.Exit(1)
+	if !Run(os.Stdout, os.Getenv, nil) {
+		return 1
 	}
+	return 0
 }
 
-// runDoctor checks, in order, the configuration getenv describes, the
+// Run checks, in order, the configuration getenv describes, the
 // stored credential, token acquisition, the token's verification and
 // permissions, and a live read of the Defender API, writing one line per
 // check with the exact fix for each problem. A check whose prerequisite
@@ -45,7 +51,7 @@ func doctorMain(args []string) {
 // every outbound call. It reports whether nothing would fail in
 // production. The report never contains a secret, a password, a private
 // key or a token.
-func runDoctor(w io.Writer, getenv func(string) string, httpClient *http.Client) bool {
+func Run(w io.Writer, getenv func(string) string, httpClient *http.Client) bool {
 	d := &doctor{
 		r:      &report{w: w},
 		getenv: getenv,

@@ -1,4 +1,4 @@
-package main
+package doctor
 
 import (
 	"bytes"
@@ -277,10 +277,10 @@ func TestDoctor(t *testing.T) {
 				}
 			}
 			var out bytes.Buffer
-			ok := runDoctor(&out, doctorGetenv(env), s.HTTPClient())
+			ok := Run(&out, doctorGetenv(env), s.HTTPClient())
 			report := out.String()
 			if ok != tt.ok {
-				t.Errorf("runDoctor() = %v, want %v; report:\n%s", ok, tt.ok, report)
+				t.Errorf("Run() = %v, want %v; report:\n%s", ok, tt.ok, report)
 			}
 			rest := report
 			for _, w := range tt.want {

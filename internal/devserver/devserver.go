@@ -1,4 +1,7 @@
-package main
+// Package devserver is `mdefn dev`: the embedded simulator (Entra ID,
+// managed identity, Key Vault, Secrets Manager, Defender) with the functions
+// wired to it through the real configuration path, and the scripted demo.
+package devserver
 
 import (
 	"bytes"
@@ -43,7 +46,10 @@ func devEnv(s *sim.Sim, caFile, addr string) map[string]string {
 	}
 }
 
-func dev(args []string) error {
+// Command is `mdefn dev`: the embedded simulator and every function on
+// -addr, with curl lines to paste, until interrupted; or, with -demo, a
+// short scripted walk through the functions.
+func Command(args []string) error {
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:7071", "address of the functions")
 	demo := fs.Bool("demo", false, "run a short scripted walk (alerts, isolate, release, tokencheck) and exit")
