@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mdefn/mdefn/functions"
 	"github.com/mdefn/mdefn/internal/config"
 	"github.com/mdefn/mdefn/internal/wiring"
 	"github.com/mdefn/mdefn/sim"
@@ -66,7 +67,7 @@ func Command(args []string) error {
 	}
 	defer d.Close()
 	if *demo {
-		return runDemo(d.base, d.sim, d.c, d.cfg)
+		return runDemo(os.Stdout, d.base, d.sim, d.cfg)
 	}
 	printBanner(os.Stderr, d.base, d.sim, d.cfg)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -162,18 +163,44 @@ func sample(base string, cfg *config.Config) (machineID, deviceName string) {
 }
 
 func printBanner(w io.Writer, base string, s *sim.Sim, cfg *config.Config) {
-	id, _ := sample(base, cfg)
-	// The release line names a device that starts isolated in the
-	// simulator, so that every line works when pasted in order.
-	name := defender.IsolatedDNSName
+	id, name := sample(base, cfg)
 	sig := func(body string) string {
 		if !cfg.WebhookEnabled() {
 			return ""
 		}
 		return fmt.Sprintf(" -H 'X-Hub-Signature-256: %s'", sign(cfg, []byte(body)))
 	}
-	isoBody := fmt.Sprintf(`{"machineId":"%s","comment":"suspicious beaconing","ticket":"INC0012345"}`, id)
-	relBody := fmt.Sprintf(`{"deviceName":"%s","comment":"cleared by IR","ticket":"INC0012345","release":true}`, name)
+	line := func(method, path, body string) string {
+		if method == http.MethodGet {
+			return fmt.Sprintf("    curl -s '%s%s'%s\n", base, path, sig(""))
+		}
+		return fmt.Sprintf("    curl -s -X POST %s%s -H 'Content-Type: application/json'%s -d '%s'\n", base, path, sig(body), body)
+	}
+	// One line per registered function: its registry example on a real
+	// device of the simulator. The actions line names a collection the
+	// simulator records as finished an hour ago.
+	var actionID string
+	if a, ok := s.Defender().AddAction(defender.MachineAction{MachineID: id, Type: defender.ActionCollectInvestigationPackage,
+		Requestor: "analyst@" + s.TenantID(), RequestorComment: "INC0012000: earlier collection"}); ok {
+		actionID = a.ID
+	}
+	var lines strings.Builder
+	for _, spec := range functions.All {
+		if spec.Example.NeedsAction() && actionID == "" {
+			continue
+		}
+		ex := spec.Example.Fill(id, name, actionID)
+		lines.WriteString(line(ex.Method, ex.URL(spec.Name), ex.Body))
+		if spec.Name == "actions" {
+			lines.WriteString(line(http.MethodGet, ex.URL(spec.Name)+"/package", ""))
+		}
+	}
+	// A release of a device that starts isolated in the simulator, and the
+	// alerts query as a POST body.
+	lines.WriteString(line(http.MethodPost, "/api/isolate",
+		fmt.Sprintf(`{"deviceName":"%s","comment":"cleared by IR","ticket":"INC0012345","release":true}`, defender.IsolatedDNSName)))
+	lines.WriteString(line(http.MethodPost, "/api/alerts", `{"severity":["High"],"top":2,"evidence":true}`))
+	lines.WriteString(line(http.MethodGet, "/api/openapi.json", ""))
 	fmt.Fprintf(w, `mdefn dev: the functions are serving on %[1]s/api/...
 
   simulator (HTTPS, CA written for this run only)
@@ -183,25 +210,33 @@ func printBanner(w io.Writer, base string, s *sim.Sim, cfg *config.Config) {
     Defender API    %[7]s/api/...
     identity        %[8]s
 
-  try (paste into another terminal):
-    curl -s '%[1]s/api/alerts?severity=High,Medium&status=New&since=7d&top=5'%[9]s
-    curl -s -X POST %[1]s/api/alerts -H 'Content-Type: application/json'%[10]s -d '{"severity":["High"],"top":2,"evidence":true}'
-    curl -s -X POST %[1]s/api/isolate -H 'Content-Type: application/json'%[11]s -d '%[12]s'
-    curl -s -X POST %[1]s/api/isolate -H 'Content-Type: application/json'%[13]s -d '%[14]s'
-    curl -s %[1]s/api/tokencheck%[9]s
-    curl -s %[1]s/api/openapi.json
-
+  try (paste into another terminal; action answers carry action.id for /api/actions/<id>):
+%[9]s
+  go run ./cmd/mdefn dev --demo walks through isolate → scan → collect → wait → package link.
   Ctrl-C stops everything.
 `, base, s.AuthorityURL(), s.TenantID(), s.VaultURL(), sim.DefaultSecretName, s.SecretsManagerURL(), s.DefenderURL(),
-		s.IdentityEndpoint(), sig(""), sig(`{"severity":["High"],"top":2,"evidence":true}`), sig(isoBody), isoBody, sig(relBody), relBody)
+		s.IdentityEndpoint(), strings.TrimRight(lines.String(), "\n"))
 }
 
 // call sends one request to the running functions, signed when a webhook
 // secret is configured.
 func call(base string, cfg *config.Config, method, path string, body []byte) ([]byte, int, error) {
-	req, err := http.NewRequest(method, base+path, bytes.NewReader(body))
+	b, status, _, err := callWith(base, cfg, method, path, body, nil)
+	return b, status, err
+}
+
+// callWith is call with extra request headers, returning the answer's.
+func callWith(base string, cfg *config.Config, method, path string, body []byte, header http.Header) ([]byte, int, http.Header, error) {
+	target := path
+	if !strings.HasPrefix(path, "http://") && !strings.HasPrefix(path, "https://") {
+		target = base + path
+	}
+	req, err := http.NewRequest(method, target, bytes.NewReader(body))
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
+	}
+	for k, v := range header {
+		req.Header[k] = v
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if cfg.WebhookEnabled() {
@@ -209,11 +244,11 @@ func call(base string, cfg *config.Config, method, path string, body []byte) ([]
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	return b, resp.StatusCode, err
+	return b, resp.StatusCode, resp.Header, err
 }
 
 var errDemo = errors.New("demo step failed")

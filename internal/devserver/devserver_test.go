@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mdefn/mdefn/functions"
 	"github.com/mdefn/mdefn/internal/httpguard"
 	"github.com/mdefn/mdefn/sim"
 	"github.com/mdefn/mdefn/sim/defender"
@@ -199,8 +200,10 @@ func TestBannerCurlLines(t *testing.T) {
 	var banner bytes.Buffer
 	printBanner(&banner, d.base, d.sim, d.cfg)
 	lines := regexp.MustCompile(`(?m)^\s+(curl .*)$`).FindAllStringSubmatch(banner.String(), -1)
-	if len(lines) < 5 {
-		t.Fatalf("banner has %d curl lines:\n%s", len(lines), banner.String())
+	// One per registered function, the package link, a release, the
+	// alerts POST and the OpenAPI document.
+	if want := len(functions.All) + 4; len(lines) != want {
+		t.Fatalf("banner has %d curl lines, want %d:\n%s", len(lines), want, banner.String())
 	}
 	for _, l := range lines {
 		out, err := exec.Command("sh", "-c", l[1]+" -w ' HTTP%{http_code}' --max-time 20").CombinedOutput()
@@ -211,5 +214,30 @@ func TestBannerCurlLines(t *testing.T) {
 		if m := regexp.MustCompile(`HTTP(\d+)$`).FindStringSubmatch(string(out)); m == nil || m[1][0] != '2' {
 			t.Errorf("%s answered %s", l[1], out[max(0, len(out)-300):])
 		}
+	}
+}
+
+// TestDemo runs the scripted walk on the dev stack: every step answers,
+// the collection's download link is shown without its signature, and the
+// tokencheck listing covers every registered check.
+func TestDemo(t *testing.T) {
+	d, _ := startTestStack(t, nil)
+	// The walk moves the simulator's clock; afterwards every action it
+	// started has ended, for the tests that follow.
+	t.Cleanup(func() { testSim.Advance(time.Hour) })
+	var out bytes.Buffer
+	if err := runDemo(&out, d.base, d.sim, d.cfg); err != nil {
+		t.Fatalf("runDemo: %v\n%s", err, out.String())
+	}
+	report := out.String()
+	for _, want := range []string{"Isolate ", "alreadyPending=true, same action: true", "Run a full antivirus scan", "RunAntiVirusScan",
+		"Prefer: respond-async", "→ 202", "Location: http", "Retry-After: 10", "Succeeded", "CollectInvestigationPackage",
+		"uri: https://", "Unisolate", "valid=true application token", "actionsPackage"} {
+		if !strings.Contains(report, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, report)
+		}
+	}
+	if regexp.MustCompile(`sig=|se=`).MatchString(report) {
+		t.Errorf("demo output shows the package link's credential:\n%s", report)
 	}
 }
