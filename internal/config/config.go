@@ -124,7 +124,7 @@ func Load(getenv func(string) string) (*Config, error) {
 	if c.TenantID == "" {
 		return fail("MDE_TENANT_ID", "required: the Entra tenant ID (GUID or domain)")
 	}
-	if !validTenant(c.TenantID) {
+	if !auth.ValidTenant(c.TenantID) {
 		return fail("MDE_TENANT_ID", "%q is not a tenant GUID or domain", c.TenantID)
 	}
 	if c.ClientID == "" && c.Auth != auth.ModeManagedIdentity {
@@ -339,18 +339,6 @@ func parseDuration(s string, def time.Duration) (time.Duration, error) {
 		return 0, fmt.Errorf("%q is not a positive Go duration such as 30s or 5m", s)
 	}
 	return d, nil
-}
-
-func validTenant(s string) bool {
-	if len(s) > 256 {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.') {
-			return false
-		}
-	}
-	return true
 }
 
 func validVaultSecretName(s string) bool {

@@ -77,7 +77,7 @@ func ParseCredential(raw string, mode Mode) (*Credential, error) {
 				return nil, fmt.Errorf("auth: credential: certificate: %w", err)
 			}
 		}
-		if c.TenantID != "" && !validTenant(c.TenantID) {
+		if c.TenantID != "" && !ValidTenant(c.TenantID) {
 			return nil, errors.New("auth: credential: tenantId is not a tenant GUID or domain")
 		}
 	case strings.Contains(s, "-----BEGIN "):
@@ -108,8 +108,9 @@ func ParseCredential(raw string, mode Mode) (*Credential, error) {
 	return c, nil
 }
 
-// validTenant reports whether s can be a tenant ID or domain.
-func validTenant(s string) bool {
+// ValidTenant reports whether s can be a tenant ID or domain: at most 256
+// letters, digits, hyphens and dots.
+func ValidTenant(s string) bool {
 	if len(s) > 256 {
 		return false
 	}
