@@ -21,6 +21,7 @@ import (
 	"strings"
 
 	"github.com/mdefn/mdefn/functions/actions"
+	"github.com/mdefn/mdefn/functions/alert"
 	"github.com/mdefn/mdefn/functions/alerts"
 	"github.com/mdefn/mdefn/functions/collect"
 	"github.com/mdefn/mdefn/functions/internal/action"
@@ -220,6 +221,19 @@ var All = []Spec{
 		Example:  Example{Method: http.MethodPost, Body: `{"machineId":"{machineId}","sha1":"87662bc3d60e4200ceaf7aae249d1c343f4b83c9","comment":"known bad dropper","ticket":"INC0012345"}`},
 		New: func(d *Deps) http.Handler {
 			return &quarantine.Service{Client: d.Defender, Runner: d.runner, Logger: d.Logger}
+		},
+	},
+	{
+		Name:     "alert",
+		Summary:  "write the ticket's verdict back to a Defender alert (status, assignee, classification, determination, comment)",
+		Methods:  alert.Methods,
+		Checks:   []tokencheck.Check{{Name: "alert", Needs: alert.Needs}},
+		Folders:  []string{"alert-queue"},
+		Defender: Use{Reads: true},
+		// The simulator's defender.SampleAlertID.
+		Example: Example{Method: http.MethodPost, Body: `{"alertId":"da637472900382838869_1364969609","status":"InProgress","assignedTo":"secop2@contoso.com","comment":"triage started","ticket":"INC0012345"}`},
+		New: func(d *Deps) http.Handler {
+			return &alert.Service{Client: d.Defender, DryRun: d.DryRun, Logger: d.Logger}
 		},
 	},
 	{

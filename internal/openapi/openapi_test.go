@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/mdefn/mdefn/functions/actions"
+	"github.com/mdefn/mdefn/functions/alert"
 	"github.com/mdefn/mdefn/functions/alerts"
 	"github.com/mdefn/mdefn/functions/collect"
 	"github.com/mdefn/mdefn/functions/isolate"
@@ -133,6 +134,8 @@ func TestSchemasMatchTypes(t *testing.T) {
 		"AlertsResult":       alerts.Result{},
 		"ActionsRequest":     actions.Request{},
 		"ActionStatusResult": actions.Result{},
+		"AlertUpdateRequest": alert.Request{},
+		"AlertUpdateResult":  alert.Result{},
 	} {
 		if diff := cmp.Diff(jsonFields(v), d.properties(t, schema)); diff != "" {
 			t.Errorf("%s (-Go +document):\n%s", schema, diff)

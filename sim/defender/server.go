@@ -60,6 +60,9 @@ func (s *Server) match(r *http.Request) *route {
 	case coll == "alerts" && len(segs) == 2:
 		return &route{key: "GET /api/alerts", method: http.MethodGet, perm: permAlertsRead,
 			serve: func(w http.ResponseWriter, r *http.Request, _ Principal) *apiError { return s.listAlerts(w, r) }}
+	case coll == "alerts" && len(segs) == 3 && segs[2] != "" && r.Method == http.MethodPatch:
+		return &route{key: "PATCH /api/alerts/{id}", method: http.MethodPatch, perm: permAlertsWrite,
+			serve: func(w http.ResponseWriter, r *http.Request, p Principal) *apiError { return s.updateAlert(w, r, p, segs[2]) }}
 	case coll == "alerts" && len(segs) == 3 && segs[2] != "":
 		return &route{key: "GET /api/alerts/{id}", method: http.MethodGet, perm: permAlertsRead,
 			serve: func(w http.ResponseWriter, r *http.Request, _ Principal) *apiError { return s.getAlert(w, r, segs[2]) }}
