@@ -24,6 +24,7 @@ import (
 	"github.com/mdefn/mdefn/functions/alert"
 	"github.com/mdefn/mdefn/functions/alerts"
 	"github.com/mdefn/mdefn/functions/collect"
+	"github.com/mdefn/mdefn/functions/indicators"
 	"github.com/mdefn/mdefn/functions/internal/action"
 	"github.com/mdefn/mdefn/functions/isolate"
 	"github.com/mdefn/mdefn/functions/quarantine"
@@ -79,6 +80,10 @@ type Use struct {
 	// Containment: the action is refused on a device carrying a protected
 	// tag (MDE_PROTECTED_TAGS).
 	Containment bool
+	// Writes: the function writes with a call that is not a machine action
+	// (an indicator): like an action, it is retried only where Defender
+	// cannot have acted.
+	Writes bool
 }
 
 // Example is a sample request. In Path, Query and Body, {machineId} and
@@ -122,9 +127,11 @@ type Deps struct {
 	Verifier tokencheck.Verifier
 	Logger   *slog.Logger
 
-	ProtectedTags        []string // MDE_PROTECTED_TAGS
-	DryRun               bool     // MDE_DRY_RUN
-	MaxIsolationsPerHour int      // MDE_MAX_ISOLATIONS_PER_HOUR
+	ProtectedTags []string // MDE_PROTECTED_TAGS
+	// NeverBlock is MDE_INDICATOR_NEVER_BLOCK, parsed (nil protects nothing).
+	NeverBlock           *indicators.NeverBlock
+	DryRun               bool // MDE_DRY_RUN
+	MaxIsolationsPerHour int  // MDE_MAX_ISOLATIONS_PER_HOUR
 	// Requestor is the identity Defender records for this app's actions
 	// (for the isolation budget).
 	Requestor func(ctx context.Context) (string, error)
@@ -234,6 +241,18 @@ var All = []Spec{
 		Example: Example{Method: http.MethodPost, Body: `{"alertId":"da637472900382838869_1364969609","status":"InProgress","assignedTo":"secop2@contoso.com","comment":"triage started","ticket":"INC0012345"}`},
 		New: func(d *Deps) http.Handler {
 			return &alert.Service{Client: d.Defender, DryRun: d.DryRun, Logger: d.Logger}
+		},
+	},
+	{
+		Name:     "indicators",
+		Summary:  "block (or allow, audit, alert on) a hash, certificate, IP, domain or URL with Defender indicators, or delete one",
+		Methods:  indicators.Methods,
+		Checks:   []tokencheck.Check{{Name: "indicators", Needs: indicators.Needs}},
+		Folders:  []string{"indicators-queue"},
+		Defender: Use{Writes: true},
+		Example:  Example{Method: http.MethodPost, Body: `{"indicatorType":"DomainName","indicatorValue":"malicious.example.net","action":"Block","title":"C2 domain from the investigation","severity":"High","expirationTime":"30d","ticket":"INC0012345"}`},
+		New: func(d *Deps) http.Handler {
+			return &indicators.Service{Client: d.Defender, NeverBlock: d.NeverBlock, DryRun: d.DryRun, Logger: d.Logger}
 		},
 	},
 	{

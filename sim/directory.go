@@ -51,13 +51,13 @@ const (
 // ApplicationRoles returns the Defender application roles (WindowsDefenderATP).
 func ApplicationRoles() []string {
 	return []string{"Alert.Read.All", "Alert.ReadWrite.All", "Machine.Read.All", "Machine.ReadWrite.All", "Machine.Isolate",
-		"Machine.Scan", "Machine.RestrictExecution", "Machine.CollectForensics", "Machine.StopAndQuarantine"}
+		"Machine.Scan", "Machine.RestrictExecution", "Machine.CollectForensics", "Machine.StopAndQuarantine", "Ti.ReadWrite.All"}
 }
 
 // DelegatedScopes returns the Defender delegated permissions the default user holds.
 func DelegatedScopes() []string {
 	return []string{"Alert.Read", "Alert.ReadWrite", "Machine.Read", "Machine.ReadWrite", "Machine.Isolate",
-		"Machine.Scan", "Machine.RestrictExecution", "Machine.CollectForensics", "Machine.StopAndQuarantine"}
+		"Machine.Scan", "Machine.RestrictExecution", "Machine.CollectForensics", "Machine.StopAndQuarantine", "Ti.ReadWrite"}
 }
 
 // App is an app registration with its service principal.

@@ -311,4 +311,3 @@ func (s *Service) serve(req *http.Request) (*Result, error) {
 	}
 	return s.Do(req.Context(), r)
 }
-

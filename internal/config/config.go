@@ -62,6 +62,7 @@ type Config struct {
 	WebhookSecret     string // MDE_WEBHOOK_SECRET (local development only)
 
 	ProtectedTags        []string // MDE_PROTECTED_TAGS, trimmed, empty items dropped
+	IndicatorNeverBlock  string   // MDE_INDICATOR_NEVER_BLOCK, as set (the indicators function parses it)
 	DryRun               bool     // MDE_DRY_RUN
 	MaxIsolationsPerHour int      // MDE_MAX_ISOLATIONS_PER_HOUR; 0 = no cap
 	LogLevel             slog.Level
@@ -207,6 +208,7 @@ func Load(getenv func(string) string) (*Config, error) {
 			c.ProtectedTags = append(c.ProtectedTags, t)
 		}
 	}
+	c.IndicatorNeverBlock = get("MDE_INDICATOR_NEVER_BLOCK")
 	if c.DryRun, err = parseBool(get("MDE_DRY_RUN")); err != nil {
 		return fail("MDE_DRY_RUN", "%v", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/mdefn/mdefn/functions/alert"
 	"github.com/mdefn/mdefn/functions/alerts"
 	"github.com/mdefn/mdefn/functions/collect"
+	"github.com/mdefn/mdefn/functions/indicators"
 	"github.com/mdefn/mdefn/functions/isolate"
 	"github.com/mdefn/mdefn/functions/quarantine"
 	"github.com/mdefn/mdefn/functions/restrict"
@@ -136,6 +137,8 @@ func TestSchemasMatchTypes(t *testing.T) {
 		"ActionStatusResult": actions.Result{},
 		"AlertUpdateRequest": alert.Request{},
 		"AlertUpdateResult":  alert.Result{},
+		"IndicatorsRequest":  indicators.Request{},
+		"IndicatorsResult":   indicators.Result{},
 	} {
 		if diff := cmp.Diff(jsonFields(v), d.properties(t, schema)); diff != "" {
 			t.Errorf("%s (-Go +document):\n%s", schema, diff)

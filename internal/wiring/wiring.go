@@ -15,6 +15,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
 	"github.com/mdefn/mdefn/functions"
+	"github.com/mdefn/mdefn/functions/indicators"
 	"github.com/mdefn/mdefn/internal/config"
 	"github.com/mdefn/mdefn/internal/httpguard"
 	"github.com/mdefn/mdefn/internal/openapi"
@@ -131,7 +132,12 @@ func Build(cfg *config.Config, o *Options) (*Components, error) {
 		return nil, fmt.Errorf("defender client: %w", err)
 	}
 	c.Verifier = auth.NewVerifier(cfg.AuthorityURL, cfg.TenantID, cfg.TokenAudience, o.HTTPClient, &auth.VerifierOptions{Logger: c.Logger})
+	neverBlock, err := indicators.ParseNeverBlock(cfg.IndicatorNeverBlock)
+	if err != nil {
+		return nil, fmt.Errorf("MDE_INDICATOR_NEVER_BLOCK: %w", err)
+	}
 	c.Functions = functions.Build(functions.Deps{
+		NeverBlock:           neverBlock,
 		Defender:             c.Defender,
 		Tokens:               c.Tokens,
 		Verifier:             c.Verifier,

@@ -85,3 +85,28 @@ func TestBuild(t *testing.T) {
 		t.Errorf("Defender actions %d → %d, want none created", before, got)
 	}
 }
+
+// TestNeverBlockSetting: a malformed MDE_INDICATOR_NEVER_BLOCK stops the
+// build, naming the setting; a good one reaches the indicators function.
+func TestNeverBlockSetting(t *testing.T) {
+	cfg, err := config.Load(func(k string) string {
+		return map[string]string{"MDE_TENANT_ID": "contoso.onmicrosoft.com", "MDE_CLIENT_ID": "c", "MDE_CLIENT_SECRET": "s",
+			"MDE_INDICATOR_NEVER_BLOCK": "contoso.com, not a domain"}[k]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Build(cfg, &Options{Logger: slog.New(slog.DiscardHandler)}); err == nil || !strings.Contains(err.Error(), "MDE_INDICATOR_NEVER_BLOCK") {
+		t.Errorf("Build with a malformed MDE_INDICATOR_NEVER_BLOCK = %v, want an error naming it", err)
+	}
+	s, err := sim.Start(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c, _ := build(t, s, map[string]string{"MDE_INDICATOR_NEVER_BLOCK": "contoso.com"})
+	status, out := serve(c, http.MethodPost, "/api/indicators", `{"indicatorType":"DomainName","indicatorValue":"login.contoso.com","action":"Block","title":"t"}`)
+	if status != http.StatusForbidden {
+		t.Errorf("blocking a protected domain = %d %v, want 403", status, out)
+	}
+}

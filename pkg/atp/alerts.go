@@ -340,6 +340,12 @@ func (c *Client) GetAlert(ctx context.Context, id string) (*Alert, error) {
 	if err := c.do(ctx, cl, &a); err != nil {
 		return nil, err
 	}
+	if !strings.EqualFold(a.ID, id) {
+		// A 200 that is not this alert (an empty object, another shape
+		// decoded leniently) must not pass for it.
+		return nil, fmt.Errorf("atp: %s: %w", cl.op, &DecodeError{StatusCode: http.StatusOK, Method: cl.method, Path: cl.path,
+			Err: errors.New("the answer is not the alert asked for")})
+	}
 	return &a, nil
 }
 

@@ -63,3 +63,11 @@ func TestDeterminations(t *testing.T) {
 		t.Error("FalsePositive allows Malware, or Unknown is valid")
 	}
 }
+
+func TestGetAlertNotThisOne(t *testing.T) {
+	c, _ := newTestClient(t, &recorder{body: `{"value":"AAAA"}`}, nil, nil)
+	var de *DecodeError
+	if a, err := c.GetAlert(context.Background(), "da1_-2"); !errors.As(err, &de) {
+		t.Errorf("GetAlert() of another shape = %+v, %v; want *DecodeError", a, err)
+	}
+}

@@ -228,6 +228,9 @@ func (s *Server) Reset() {
 	s.outcome = ActionSucceeded
 	s.failRules = nil
 	s.mu.Unlock()
+	s.indicators.mu.Lock()
+	s.indicators.next, s.indicators.byID, s.indicators.byItem = 0, nil, nil
+	s.indicators.mu.Unlock()
 	s.SetRateLimits(s.optRateLimits())
 	s.stats.reset()
 }

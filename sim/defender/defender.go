@@ -83,6 +83,8 @@ const (
 	RoleMachineStopAndQuarantine  = "Machine.StopAndQuarantine"
 	RoleMachineOffboard           = "Machine.Offboard"
 	RoleMachineLiveResponse       = "Machine.LiveResponse"
+	RoleTiReadWrite               = "Ti.ReadWrite"
+	RoleTiReadWriteAll            = "Ti.ReadWrite.All"
 	ScopeAlertRead                = "Alert.Read"
 	ScopeAlertReadWrite           = "Alert.ReadWrite"
 	ScopeMachineRead              = "Machine.Read"
@@ -94,6 +96,7 @@ const (
 	ScopeMachineStopAndQuarantine = "Machine.StopAndQuarantine"
 	ScopeMachineOffboard          = "Machine.Offboard"
 	ScopeMachineLiveResponse      = "Machine.LiveResponse"
+	ScopeTiReadWrite              = "Ti.ReadWrite"
 
 	// DefaultAppID is the application ID of DefaultPrincipal.
 	DefaultAppID = "5c1e7a9d-3b2f-4c6e-8a0d-7f4b2e9c1a56"
@@ -113,7 +116,7 @@ var DefaultPrincipal = Principal{
 	TenantID: SeedTenantID,
 	AppID:    DefaultAppID,
 	Roles: []string{RoleAlertReadAll, RoleAlertReadWriteAll, RoleMachineReadAll, RoleMachineReadWriteAll, RoleMachineIsolate,
-		RoleMachineScan, RoleMachineRestrictExecution, RoleMachineCollectForensics, RoleMachineStopAndQuarantine},
+		RoleMachineScan, RoleMachineRestrictExecution, RoleMachineCollectForensics, RoleMachineStopAndQuarantine, RoleTiReadWriteAll},
 }
 
 // Options configure a Server. The zero value is usable.
@@ -183,6 +186,8 @@ type Server struct {
 	failRules        []failRule // FailNextAction, oldest first
 
 	packageKey []byte // signs package links
+
+	indicators indicatorStore
 
 	limiter    limiter
 	pkgLimiter limiter // GetPackageUri's own limits

@@ -62,10 +62,28 @@ func (s *Server) match(r *http.Request) *route {
 			serve: func(w http.ResponseWriter, r *http.Request, _ Principal) *apiError { return s.listAlerts(w, r) }}
 	case coll == "alerts" && len(segs) == 3 && segs[2] != "" && r.Method == http.MethodPatch:
 		return &route{key: "PATCH /api/alerts/{id}", method: http.MethodPatch, perm: permAlertsWrite,
-			serve: func(w http.ResponseWriter, r *http.Request, p Principal) *apiError { return s.updateAlert(w, r, p, segs[2]) }}
+			serve: func(w http.ResponseWriter, r *http.Request, p Principal) *apiError {
+				return s.updateAlert(w, r, p, segs[2])
+			}}
 	case coll == "alerts" && len(segs) == 3 && segs[2] != "":
 		return &route{key: "GET /api/alerts/{id}", method: http.MethodGet, perm: permAlertsRead,
 			serve: func(w http.ResponseWriter, r *http.Request, _ Principal) *apiError { return s.getAlert(w, r, segs[2]) }}
+	case coll == "indicators" && len(segs) == 2 && r.Method == http.MethodPost:
+		return &route{key: "POST /api/indicators", method: http.MethodPost, perm: permIndicators,
+			serve: func(w http.ResponseWriter, r *http.Request, p Principal) *apiError { return s.submitIndicator(w, r, p) }}
+	case coll == "indicators" && len(segs) == 2:
+		return &route{key: "GET /api/indicators", method: http.MethodGet, perm: permIndicators,
+			serve: func(w http.ResponseWriter, r *http.Request, _ Principal) *apiError { return s.listIndicators(w) }}
+	case coll == "indicators" && len(segs) == 3 && strings.EqualFold(segs[2], "import"):
+		return &route{key: "POST /api/indicators/import", method: http.MethodPost, perm: permIndicators,
+			serve: func(w http.ResponseWriter, r *http.Request, p Principal) *apiError {
+				return s.importIndicators(w, r, p)
+			}}
+	case coll == "indicators" && len(segs) == 3 && segs[2] != "":
+		return &route{key: "DELETE /api/indicators/{id}", method: http.MethodDelete, perm: permIndicators,
+			serve: func(w http.ResponseWriter, r *http.Request, _ Principal) *apiError {
+				return s.deleteIndicator(w, segs[2])
+			}}
 	case coll == "machines" && len(segs) == 2:
 		return &route{key: "GET /api/machines", method: http.MethodGet, perm: permMachinesRead,
 			serve: func(w http.ResponseWriter, r *http.Request, _ Principal) *apiError { return s.listMachines(w, r) }}
