@@ -281,6 +281,8 @@ func runCase(t *testing.T, u sim.Upstream, i int, fc faultCase, fn string) {
 			method, prefix = http.MethodPost, "/"+s.TenantID()+"/oauth2/"
 		} else if actionPath(fn) != "" {
 			method, prefix = http.MethodPost, "/api/machines/" // the action itself
+		} else if spec, _ := functions.Lookup(fn); spec.Defender.Writes {
+			method, prefix = "", "/api/" // its reads and its writes
 		} else {
 			method, prefix = http.MethodGet, "/api/" // every read
 		}
