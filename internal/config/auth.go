@@ -43,11 +43,19 @@ func (c *Config) KeyVaultOptions() *auth.KeyVaultOptions {
 // httpClient (nil = default) carries the vault's requests; kv nil means
 // c.KeyVaultOptions(). It does no network I/O.
 func (c *Config) SecretSource(httpClient *http.Client, kv *auth.KeyVaultOptions) (auth.SecretSource, error) {
+	t, _ := c.DefaultTenant()
+	return c.TenantSecretSource(t, httpClient, kv)
+}
+
+// TenantSecretSource is SecretSource for tenant t: with {tenant} in
+// MDE_SECRET_NAME or MDE_AWS_SECRET_ID, the secret named for t; otherwise
+// the one secret every tenant shares.
+func (c *Config) TenantSecretSource(t Tenant, httpClient *http.Client, kv *auth.KeyVaultOptions) (auth.SecretSource, error) {
 	switch c.CredentialSource {
 	case auth.SourceKeyVault:
-		return c.keyVault(c.SecretName, httpClient, kv)
+		return c.keyVault(forTenant(c.SecretName, t), httpClient, kv)
 	case auth.SourceAWSSecretsManager:
-		return awsSecret(c.AWSSecretID, httpClient)
+		return awsSecret(forTenant(c.AWSSecretID, t), httpClient)
 	case auth.SourceEnvironment:
 		return auth.NewEnvSecretSource("MDE_CLIENT_SECRET", c.ClientSecret), nil
 	}

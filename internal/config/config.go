@@ -35,7 +35,10 @@ const SourceNone auth.SourceKind = ""
 // is safe to share. Its String, GoString, Format and LogValue redact
 // ClientSecret and WebhookSecret.
 type Config struct {
-	TenantID string    // MDE_TENANT_ID
+	TenantID string // MDE_TENANT_ID; the default tenant ("" only when Tenants is set)
+	// Tenants is MDE_TENANTS: the tenants requests may name (nil: the
+	// deployment serves MDE_TENANT_ID only).
+	Tenants  []Tenant
 	ClientID string    // MDE_CLIENT_ID; in managed-identity mode the optional user-assigned identity
 	Auth     auth.Mode // MDE_AUTH
 
@@ -122,10 +125,15 @@ func Load(getenv func(string) string) (*Config, error) {
 	default:
 		return fail("MDE_AUTH", "unknown mode %q; use client-secret, client-certificate, password or managed-identity", c.Auth)
 	}
-	if c.TenantID == "" {
+	if v := get("MDE_TENANTS"); v != "" {
+		if c.Tenants, err = parseTenants(v); err != nil {
+			return fail("MDE_TENANTS", "%v", err)
+		}
+	}
+	if c.TenantID == "" && !c.MultiTenant() {
 		return fail("MDE_TENANT_ID", "required: the Entra tenant ID (GUID or domain)")
 	}
-	if !auth.ValidTenant(c.TenantID) {
+	if c.TenantID != "" && !auth.ValidTenant(c.TenantID) {
 		return fail("MDE_TENANT_ID", "%q is not a tenant GUID or domain", c.TenantID)
 	}
 	if c.ClientID == "" && c.Auth != auth.ModeManagedIdentity {
@@ -172,7 +180,7 @@ func Load(getenv func(string) string) (*Config, error) {
 		if c.KeyVaultURL, err = baseURL(c.KeyVaultURL, false); err != nil {
 			return fail("MDE_KEYVAULT_URL", "%v", err)
 		}
-		if !validVaultSecretName(c.SecretName) {
+		if !strings.Contains(c.SecretName, TenantPlaceholder) && !validVaultSecretName(c.SecretName) {
 			return fail("MDE_SECRET_NAME", "%q is not a Key Vault secret name (1-127 letters, digits and dashes)", c.SecretName)
 		}
 	}
@@ -180,6 +188,9 @@ func Load(getenv func(string) string) (*Config, error) {
 		return fail("MDE_KEYVAULT_DISABLE_CHALLENGE_VERIFICATION", "%v", err)
 	}
 	if err := c.pickSource(); err != nil {
+		return nil, err
+	}
+	if err := c.checkTenants(); err != nil {
 		return nil, err
 	}
 	if c.SecretTTL, err = parseDuration(get("MDE_SECRET_TTL"), DefaultSecretTTL); err != nil {
@@ -372,6 +383,7 @@ func (c Config) Format(f fmt.State, _ rune) { io.WriteString(f, c.String()) }
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("tenantId", c.TenantID),
+		slog.Int("tenants", len(c.Tenants)),
 		slog.String("clientId", c.ClientID),
 		slog.String("auth", string(c.Auth)),
 		slog.String("credentialSource", string(c.CredentialSource)),

@@ -33,14 +33,55 @@ const doctorStepTimeout = wiring.StepTimeout
 // environment and returns the exit code: 0, or 1 when something would fail
 // in production, 2 for a usage error.
 func Command(args []string) int {
-	if len(args) > 0 {
-		fmt.Fprintf(os.Stderr, "mdefn doctor takes no arguments; it reads the MDE_* settings from the environment\n")
+	var tenant string
+	all := false
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; {
+		case a == "--all-tenants" || a == "-all-tenants":
+			all = true
+		case (a == "--tenant" || a == "-tenant") && i+1 < len(args):
+			tenant = args[i+1]
+			i++
+		case strings.HasPrefix(a, "--tenant="):
+			tenant = strings.TrimPrefix(a, "--tenant=")
+		default:
+			fmt.Fprintf(os.Stderr, "usage: mdefn doctor [--tenant <name or ID> | --all-tenants]; it reads the MDE_* settings from the environment\n")
+			return 2
+		}
+	}
+	if all && tenant != "" {
+		fmt.Fprintf(os.Stderr, "mdefn doctor: --tenant and --all-tenants exclude each other\n")
 		return 2
 	}
-	if !Run(os.Stdout, os.Getenv, nil) {
+	ok := true
+	if all {
+		ok = RunAll(os.Stdout, os.Getenv, nil)
+	} else {
+		ok = RunTenant(os.Stdout, os.Getenv, nil, tenant)
+	}
+	if !ok {
 		return 1
 	}
 	return 0
+}
+
+// RunAll runs RunTenant for every tenant the configuration serves
+// (MDE_TENANT_ID and MDE_TENANTS), one report each, and reports whether all
+// passed.
+func RunAll(w io.Writer, getenv func(string) string, httpClient *http.Client) bool {
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return RunTenant(w, getenv, httpClient, "") // reports the configuration error
+	}
+	ok := true
+	for i, t := range cfg.AllTenants() {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintf(w, "== tenant %s (%s)\n", t.Label(), t.ID)
+		ok = RunTenant(w, getenv, httpClient, t.ID) && ok
+	}
+	return ok
 }
 
 // Run checks, in order, the configuration getenv describes, the
@@ -52,7 +93,14 @@ func Command(args []string) int {
 // production. The report never contains a secret, a password, a private
 // key or a token.
 func Run(w io.Writer, getenv func(string) string, httpClient *http.Client) bool {
+	return RunTenant(w, getenv, httpClient, "")
+}
+
+// RunTenant is Run for one tenant of MDE_TENANTS (its name or ID; "" for
+// the default, MDE_TENANT_ID), checked as a deployment serving it alone.
+func RunTenant(w io.Writer, getenv func(string) string, httpClient *http.Client, tenant string) bool {
 	d := &doctor{
+		tenant: tenant,
 		r:      &report{w: w},
 		getenv: getenv,
 		http:   httpClient,
@@ -68,6 +116,7 @@ func Run(w io.Writer, getenv func(string) string, httpClient *http.Client) bool 
 // doctor holds what each check hands to the next.
 type doctor struct {
 	r      *report
+	tenant string // --tenant, "" for the default
 	getenv func(string) string
 	http   *http.Client
 	log    *slog.Logger
@@ -129,6 +178,21 @@ func (d *doctor) checkConfig() bool {
 			d.r.add(failed, "configuration", err.Error(), "correct the setting the message names")
 		}
 		return false
+	}
+	if d.tenant != "" || cfg.MultiTenant() {
+		t, ok := cfg.DefaultTenant()
+		if d.tenant != "" {
+			t, ok = cfg.LookupTenant(d.tenant)
+		}
+		if !ok {
+			what := fmt.Sprintf("tenant %q is not served: it is neither MDE_TENANT_ID nor in MDE_TENANTS", d.tenant)
+			if d.tenant == "" {
+				what = "MDE_TENANTS is set without MDE_TENANT_ID: there is no default tenant to check"
+			}
+			d.r.add(failed, "configuration", what, "name a served tenant with --tenant, or check them all with --all-tenants")
+			return false
+		}
+		cfg = cfg.Only(t) // as a deployment serving t alone
 	}
 	d.cfg, d.tenantID, d.clientID = cfg, cfg.TenantID, cfg.ClientID
 	client := cfg.ClientID
@@ -297,15 +361,9 @@ func (d *doctor) checkToken() (string, bool) {
 // checkVerification verifies the token as tokencheck does: signature against
 // the tenant's published keys, issuer, audience, lifetime.
 func (d *doctor) checkVerification(token string) {
+	// The deployment's verifier follows the tenant the credential signs in
+	// to (a tenantId in the secret's JSON governs).
 	v := d.comps.Verifier
-	if d.tenantID != d.cfg.TenantID {
-		// The secret's JSON names another tenant, whose token the
-		// deployment acquires: verify against that tenant's keys and
-		// issuer. (The deployment's own verifier still uses MDE_TENANT_ID:
-		// a known gap, reported as the issuer problem tokencheck shows.)
-		v = auth.NewVerifier(d.cfg.AuthorityURL, d.tenantID, d.cfg.TokenAudience, d.http, &auth.VerifierOptions{Logger: d.log})
-		defer v.Close()
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), doctorStepTimeout)
 	defer cancel()
 	claims, problems, err := v.Verify(ctx, token)

@@ -23,6 +23,7 @@ const (
 	Forbidden               Code = "forbidden"
 	ProtectedDevice         Code = "protected_device"
 	ProtectedIndicator      Code = "protected_indicator" // MDE_INDICATOR_NEVER_BLOCK refused a block
+	TenantNotAllowed        Code = "tenant_not_allowed"  // the request's tenant is not in MDE_TENANTS
 	NotFound                Code = "not_found"
 	AmbiguousDevice         Code = "ambiguous_device"
 	PayloadTooLarge         Code = "payload_too_large"
@@ -42,6 +43,7 @@ var statuses = map[Code]int{
 	Forbidden:               http.StatusForbidden,
 	ProtectedDevice:         http.StatusForbidden,
 	ProtectedIndicator:      http.StatusForbidden,
+	TenantNotAllowed:        http.StatusForbidden,
 	NotFound:                http.StatusNotFound,
 	AmbiguousDevice:         http.StatusConflict,
 	PayloadTooLarge:         http.StatusRequestEntityTooLarge,

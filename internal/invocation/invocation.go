@@ -28,6 +28,18 @@ func (t Trigger) PlatformAuthenticated() bool { return t != HTTP && t != "" }
 type Info struct {
 	ID      string  // invocation ID from the platform (Lambda request ID, Azure invocation ID) or generated
 	Trigger Trigger // how the request arrived
+	// Notes, when set by the adapter, receive what the handlers learn
+	// about the invocation, for the adapter's own log line.
+	Notes *Notes
+}
+
+// Notes are what an invocation's handlers tell its adapter.
+type Notes struct {
+	// Tenant is the label of the tenant the request ran for (multi-tenant
+	// deployments); Resolved is false when the request's tenant was
+	// refused or unreadable.
+	Tenant   string
+	Resolved bool
 }
 
 type key struct{}
@@ -42,4 +54,23 @@ func With(ctx context.Context, info Info) context.Context {
 func From(ctx context.Context) Info {
 	info, _ := ctx.Value(key{}).(Info)
 	return info
+}
+
+type tenantKey struct{}
+
+// WithTenant returns a copy of ctx naming the tenant (its label) a request
+// of a multi-tenant deployment runs for.
+func WithTenant(ctx context.Context, tenant string) context.Context {
+	if n := From(ctx).Notes; n != nil {
+		n.Tenant, n.Resolved = tenant, true
+	}
+	return context.WithValue(ctx, tenantKey{}, tenant)
+}
+
+// Tenant returns the tenant WithTenant set, "" in a single-tenant
+// deployment. Links an answer hands out (Location) name it, so that the
+// follow-up request reaches the same tenant.
+func Tenant(ctx context.Context) string {
+	t, _ := ctx.Value(tenantKey{}).(string)
+	return t
 }

@@ -49,6 +49,9 @@ type App struct {
 	// whatever their status (a capped isolation storm must not replay an
 	// hour later). Other failures are retryable when 5xx or 429.
 	PermanentCodes []envelope.Code
+	// MultiTenant: the functions serve several tenants; every invocation
+	// line names the one it ran for ("" when the request's was refused).
+	MultiTenant bool
 }
 
 // LambdaSafetyMargin is cut from a Lambda invocation's deadline so that the
@@ -147,6 +150,9 @@ type logAttrs []slog.Attr
 // and never panics because of the handler.
 func (a *App) invoke(ctx context.Context, name string, info invocation.Info, req *http.Request, extra logAttrs) result {
 	start := time.Now()
+	if info.Notes == nil {
+		info.Notes = &invocation.Notes{}
+	}
 	res := a.call(invocation.With(ctx, info), name, req)
 	a.logResult(ctx, name, info, res, time.Since(start), extra)
 	return res
@@ -192,6 +198,9 @@ func (a *App) logResult(ctx context.Context, name string, info invocation.Info, 
 	}
 	if res.code != "" {
 		attrs = append(attrs, slog.String("code", string(res.code)))
+	}
+	if n := info.Notes; n != nil && (n.Resolved || a.MultiTenant) {
+		attrs = append(attrs, slog.String("tenant", n.Tenant))
 	}
 	attrs = append(attrs, extra...)
 	a.logger().LogAttrs(ctx, level, "invocation", attrs...)

@@ -72,7 +72,7 @@ func routeForMessage(path string) string {
 // answers are not buffered; the first bytes of a non-2xx answer are kept to
 // log its error code.
 func (a *App) serveStream(w http.ResponseWriter, r *http.Request, name string) {
-	info := invocation.Info{ID: azureInvocationID(r.Header), Trigger: invocation.HTTP}
+	info := invocation.Info{ID: azureInvocationID(r.Header), Trigger: invocation.HTTP, Notes: &invocation.Notes{}}
 	ctx, cancel := a.withDeadline(r.Context())
 	defer cancel()
 	start := time.Now()

@@ -15,7 +15,6 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
 	"github.com/mdefn/mdefn/functions"
-	"github.com/mdefn/mdefn/functions/indicators"
 	"github.com/mdefn/mdefn/internal/config"
 	"github.com/mdefn/mdefn/internal/httpguard"
 	"github.com/mdefn/mdefn/internal/openapi"
@@ -59,17 +58,14 @@ var shortRetry = policy.RetryOptions{MaxRetries: 1, RetryDelay: 200 * time.Milli
 
 // Components are the built pieces, exposed for tests and the doctor.
 type Components struct {
-	Config   *config.Config
-	Logger   *slog.Logger
-	Secrets  auth.SecretSource
-	Creds    *auth.CredentialStore
-	Tokens   *auth.TokenSource
-	Defender *atp.Client
-	Verifier *auth.Verifier
-	// Functions are the registered functions' handlers by name, before
-	// the HTTP guard (method, body limit, webhook signature).
-	Functions map[string]http.Handler
-	App       *platform.App
+	Config *config.Config
+	Logger *slog.Logger
+	// Tenant is the default tenant's (MDE_TENANT_ID) components; nil when
+	// only MDE_TENANTS is set. ForTenant and Tenants give every tenant's.
+	*Tenant
+	App *platform.App
+
+	tenants map[string]*Tenant // by lower-case tenant ID
 }
 
 // NewLogger returns the JSON logger of the contract (stdout, MDE_LOG_LEVEL).
@@ -90,65 +86,9 @@ func Build(cfg *config.Config, o *Options) (*Components, error) {
 	for _, w := range cfg.Warnings {
 		c.Logger.Warn(w)
 	}
-	var err error
-	var kv *auth.KeyVaultOptions
-	if o.ShortRetries {
-		kv = cfg.KeyVaultOptions()
-		kv.Retry = shortRetry
+	if err := c.buildTenants(o); err != nil {
+		return nil, err
 	}
-	switch {
-	case o.Secrets != nil:
-		c.Secrets = o.Secrets
-	case cfg.Auth != auth.ModeManagedIdentity || cfg.CredentialSource != config.SourceNone:
-		if c.Secrets, err = cfg.SecretSource(o.HTTPClient, kv); err != nil {
-			return nil, fmt.Errorf("secret source: %w", err)
-		}
-	}
-	if c.Secrets != nil {
-		credOpts := cfg.StoreOptions()
-		credOpts.Logger = c.Logger
-		c.Creds = auth.NewCredentialStore(c.Secrets, cfg.Auth, credOpts)
-	}
-	tokenOpts := cfg.TokenOptions()
-	tokenOpts.Logger = c.Logger
-	if o.ShortRetries {
-		tokenOpts.FetchTimeout, tokenOpts.ManagedIdentityRetry = StepTimeout, shortRetry
-	}
-	if c.Tokens, err = auth.NewTokenSource(cfg.Auth, cfg.TenantID, cfg.ClientID, c.Creds, o.HTTPClient, tokenOpts); err != nil {
-		return nil, fmt.Errorf("token source: %w", err)
-	}
-	atpOpts := &atp.Options{}
-	if o.Defender != nil {
-		*atpOpts = *o.Defender
-	}
-	atpOpts.HTTPClient, atpOpts.Logger = o.HTTPClient, c.Logger
-	if o.NoCallBudget {
-		atpOpts.CallsPerMinute, atpOpts.CallsPerHour = -1, -1
-	}
-	if o.ShortRetries {
-		atpOpts.MaxRetries, atpOpts.RetryBaseDelay, atpOpts.RetryMaxDelay = 1, 200*time.Millisecond, time.Second
-	}
-	if c.Defender, err = atp.NewClient(cfg.APIURL, c.Tokens, atpOpts); err != nil {
-		return nil, fmt.Errorf("defender client: %w", err)
-	}
-	c.Verifier = auth.NewVerifier(cfg.AuthorityURL, cfg.TenantID, cfg.TokenAudience, o.HTTPClient, &auth.VerifierOptions{Logger: c.Logger})
-	neverBlock, err := indicators.ParseNeverBlock(cfg.IndicatorNeverBlock)
-	if err != nil {
-		return nil, fmt.Errorf("MDE_INDICATOR_NEVER_BLOCK: %w", err)
-	}
-	c.Functions = functions.Build(functions.Deps{
-		NeverBlock:           neverBlock,
-		Defender:             c.Defender,
-		Tokens:               c.Tokens,
-		Verifier:             c.Verifier,
-		Logger:               c.Logger,
-		ProtectedTags:        cfg.ProtectedTags,
-		DryRun:               cfg.DryRun,
-		MaxIsolationsPerHour: cfg.MaxIsolationsPerHour,
-		Requestor: func(ctx context.Context) (string, error) {
-			return requestor(ctx, c.Tokens)
-		},
-	})
 
 	var front httpguard.Options
 	webhook, err := cfg.WebhookSecretSource(o.HTTPClient, nil)
@@ -172,13 +112,24 @@ func Build(cfg *config.Config, o *Options) (*Components, error) {
 	}
 	handlers := make(map[string]http.Handler, len(functions.All))
 	for _, spec := range functions.All {
-		handlers[spec.Name] = httpguard.Wrap(c.Functions[spec.Name], with(spec.Methods))
+		var h http.Handler
+		if cfg.MultiTenant() {
+			h = c.route(spec.Name)
+		} else {
+			h = c.Functions[spec.Name]
+		}
+		handlers[spec.Name] = httpguard.Wrap(h, with(spec.Methods))
+	}
+	appLogger := c.Logger
+	if !cfg.MultiTenant() {
+		appLogger = c.Tenant.Logger // the one tenant
 	}
 	c.App = &platform.App{
 		Functions:      handlers,
 		OpenAPI:        openapi.Handler(),
 		Timeout:        cfg.Timeout,
-		Logger:         c.Logger,
+		Logger:         appLogger,
+		MultiTenant:    cfg.MultiTenant(),
 		Nested:         functions.Nested(),
 		PermanentCodes: functions.PermanentCodes(),
 	}

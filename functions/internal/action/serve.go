@@ -12,6 +12,7 @@ import (
 	"github.com/mdefn/mdefn/functions/internal/decode"
 	"github.com/mdefn/mdefn/internal/envelope"
 	"github.com/mdefn/mdefn/internal/errmap"
+	"github.com/mdefn/mdefn/internal/invocation"
 )
 
 // Handler answers POST requests whose JSON body decodes into R, running do
@@ -76,8 +77,12 @@ func PrefersAsync(r *http.Request) bool {
 // ActionURL is the URL of the actions function for a machine action:
 // absolute when the request names its host (X-Forwarded-Host or Host, with
 // X-Forwarded-Proto or the connection's scheme), else the path alone.
+// In a multi-tenant deployment it names the request's tenant.
 func ActionURL(r *http.Request, id string) string {
 	path := "/api/actions/" + url.PathEscape(id)
+	if t := invocation.Tenant(r.Context()); t != "" {
+		path += "?tenant=" + url.QueryEscape(t)
+	}
 	host := firstValue(r.Header.Get("X-Forwarded-Host"))
 	if host == "" {
 		host = r.Host
