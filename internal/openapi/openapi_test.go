@@ -83,10 +83,50 @@ func (d *document) properties(t *testing.T, schema string) []string {
 	}
 	var out []string
 	for k := range s.Properties {
-		out = append(out, k)
+		if k != "tenant" { // the wiring's, not the function's: TestTenantEverywhere
+			out = append(out, k)
+		}
 	}
 	slices.Sort(out)
 	return out
+}
+
+// TestTenantEverywhere: every operation takes the tenant query parameter
+// and every request schema the tenant field, which the multi-tenant
+// wiring reads and removes before a function decodes the request.
+func TestTenantEverywhere(t *testing.T) {
+	d := load(t)
+	for path, ops := range d.Paths {
+		if path == "/api/openapi.json" {
+			continue
+		}
+		for method, raw := range ops {
+			var op struct {
+				Parameters []struct {
+					Ref string `json:"$ref"`
+				} `json:"parameters"`
+			}
+			if json.Unmarshal(raw, &op) != nil {
+				continue // not an operation
+			}
+			if !slices.ContainsFunc(op.Parameters, func(p struct {
+				Ref string `json:"$ref"`
+			}) bool {
+				return p.Ref == "#/components/parameters/tenant"
+			}) {
+				t.Errorf("%s %s has no tenant parameter", method, path)
+			}
+		}
+	}
+	for name, raw := range d.Comps.Schemas {
+		var s struct {
+			Additional *bool                      `json:"additionalProperties"`
+			Properties map[string]json.RawMessage `json:"properties"`
+		}
+		if json.Unmarshal(raw, &s) == nil && strings.HasSuffix(name, "Request") && s.Properties["tenant"] == nil {
+			t.Errorf("request schema %s has no tenant field", name)
+		}
+	}
 }
 
 func TestAlertsParametersMatch(t *testing.T) {
@@ -102,7 +142,7 @@ func TestAlertsParametersMatch(t *testing.T) {
 	var got []string
 	for _, p := range op.Parameters {
 		param := d.Comps.Parameters[strings.TrimPrefix(p.Ref, "#/components/parameters/")]
-		if param.In == "query" {
+		if param.In == "query" && param.Name != "tenant" {
 			got = append(got, param.Name)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/mdefn/mdefn/sim"
@@ -172,5 +173,54 @@ func TestSecretJSONTenantGoverns(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), sim.DefaultClientSecret) {
 		t.Error("the client secret is in the logs")
+	}
+}
+
+// TestTenantsCachedApart: 100 concurrent requests over two tenants (the
+// simulator's tenant by its GUID and by its domain are two entries of
+// MDE_TENANTS, each with its own secret mde-{tenant}) make one secret read
+// and one token request per tenant: each tenant's caches are its own, and
+// each lets one upstream call run at a time. (tokencheck: it acquires and
+// verifies the token but spends no Defender call budget.)
+func TestTenantsCachedApart(t *testing.T) {
+	s, err := sim.Start(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	env := s.Env(nil)
+	t.Setenv("IDENTITY_ENDPOINT", env["IDENTITY_ENDPOINT"])
+	t.Setenv("IDENTITY_HEADER", env["IDENTITY_HEADER"])
+	s.SetSecret("mde-home", sim.DefaultClientSecret)
+	s.SetSecret("mde-alias", sim.DefaultClientSecret)
+	c, logs := build(t, s, map[string]string{"MDE_CLIENT_SECRET": "", "MDE_KEYVAULT_URL": s.VaultURL(), "MDE_SECRET_NAME": "mde-{tenant}",
+		"MDE_KEYVAULT_DISABLE_CHALLENGE_VERIFICATION": "true",
+		"MDE_TENANTS": "home=" + s.TenantID() + ",alias=" + s.TenantDomain()})
+	s.ResetStats()
+	var wg sync.WaitGroup
+	statuses := make([]int, 100)
+	for i := range statuses {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tenant := []string{"home", "alias"}[i%2]
+			statuses[i], _ = serve(c, "GET", "/api/tokencheck?tenant="+tenant, "")
+		}()
+	}
+	wg.Wait()
+	for i, st := range statuses {
+		if st != 200 {
+			t.Fatalf("request %d = %d, want 200; logs:\n%s", i, st, logs)
+		}
+	}
+	st := s.Stats()
+	if st.VaultReads["mde-home"] != 1 || st.VaultReads["mde-alias"] != 1 {
+		t.Errorf("vault reads = %v, want one per tenant's secret", st.VaultReads)
+	}
+	if n := st.TokenRequests[sim.DefaultClientID]; n != 2 {
+		t.Errorf("%d token requests for the app, want 2 (one per tenant)", n)
+	}
+	if home, _ := c.ForTenant("home"); home.Tokens.Stats().Requests != 1 {
+		t.Errorf("home's token source made %d requests, want 1", home.Tokens.Stats().Requests)
 	}
 }
