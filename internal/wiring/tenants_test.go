@@ -2,7 +2,9 @@ package wiring
 
 import (
 	"encoding/json"
+	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -222,5 +224,64 @@ func TestTenantsCachedApart(t *testing.T) {
 	}
 	if home, _ := c.ForTenant("home"); home.Tokens.Stats().Requests != 1 {
 		t.Errorf("home's token source made %d requests, want 1", home.Tokens.Stats().Requests)
+	}
+}
+
+// TestTenantBudgetsApart: one tenant that has spent its Defender call
+// budget waits for it; another tenant's request, sent meanwhile, does not
+// wait behind it (each tenant's budget is its own, as Defender's limits are
+// per app and tenant).
+func TestTenantBudgetsApart(t *testing.T) {
+	s, err := sim.Start(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c, _ := build(t, s, map[string]string{"MDE_TENANTS": "home=" + s.TenantID() + ",alias=" + s.TenantDomain()})
+	// Warm both tenants' tokens, then spend home's burst (100 a minute:
+	// 25 at once, then one every 0.8 s) and two more.
+	for _, tn := range []string{"home", "alias"} {
+		if st, out := serve(c, "GET", "/api/tokencheck?tenant="+tn, ""); st != 200 {
+			t.Fatalf("tokencheck %s = %d %v", tn, st, out)
+		}
+	}
+	const n = 27
+	var mu sync.Mutex
+	var order []string
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st, _ := serve(c, "GET", "/api/alerts?top=1&tenant=home", "")
+			mu.Lock()
+			order = append(order, "home "+http.StatusText(st))
+			mu.Unlock()
+		}()
+	}
+	// Let home's requests reach its budget first.
+	for {
+		mu.Lock()
+		done := len(order)
+		mu.Unlock()
+		if done >= n-2 {
+			break
+		}
+		runtime.Gosched()
+	}
+	st, _ := serve(c, "GET", "/api/alerts?top=1&tenant=alias", "")
+	mu.Lock()
+	order = append(order, "alias "+http.StatusText(st))
+	homeDone := len(order) - 1
+	mu.Unlock()
+	wg.Wait()
+	if homeDone == n {
+		t.Errorf("alias answered only after every home request, which were waiting on home's budget: %v", order)
+	}
+	for _, o := range order {
+		if !strings.HasSuffix(o, "OK") {
+			t.Errorf("answers %v, want all 200", order)
+			break
+		}
 	}
 }
