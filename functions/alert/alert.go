@@ -15,7 +15,6 @@ package alert
 import (
 	"cmp"
 	"context"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -274,9 +273,6 @@ func (s *Service) audit(ctx context.Context, up update, res *Result, err error) 
 		slog.String("outcome", outcome))
 }
 
-// maxBody bounds a request body (the platform bounds it too).
-const maxBody = 1 << 20
-
 // ServeHTTP answers POST alert updates.
 func (s *Service) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	res, err := s.serve(req)
@@ -292,21 +288,8 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 }
 
 func (s *Service) serve(req *http.Request) (*Result, error) {
-	if req.Method != http.MethodPost {
-		return nil, envelope.Errorf(envelope.MethodNotAllowed, "use POST with a JSON body")
-	}
-	body, err := io.ReadAll(io.LimitReader(req.Body, maxBody+1))
-	if err != nil {
-		return nil, envelope.Errorf(envelope.InvalidRequest, "the request body could not be read")
-	}
-	if len(body) > maxBody {
-		return nil, envelope.Errorf(envelope.PayloadTooLarge, "the request body is over %d bytes", maxBody)
-	}
-	if len(strings.TrimSpace(string(body))) == 0 {
-		return nil, envelope.Errorf(envelope.InvalidRequest, "the request body must be a JSON object with alertId and what to change (status, assignedTo, classification, determination, comment)")
-	}
 	var r Request
-	if err := decode.JSON(body, &r); err != nil {
+	if err := decode.PostBody(req, &r, "the request body must be a JSON object with alertId and what to change (status, assignedTo, classification, determination, comment)"); err != nil {
 		return nil, err
 	}
 	return s.Do(req.Context(), r)

@@ -26,7 +26,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -387,9 +386,6 @@ func (s *Service) audit(ctx context.Context, p plan, res *Result, err error) {
 	s.Logger.LogAttrs(ctx, slog.LevelInfo, "indicators "+outcome, attrs...)
 }
 
-// maxBody bounds a request body (the platform bounds it too).
-const maxBody = 1 << 20
-
 // ServeHTTP answers POST indicator requests.
 func (s *Service) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	res, err := s.serve(req)
@@ -405,21 +401,8 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 }
 
 func (s *Service) serve(req *http.Request) (*Result, error) {
-	if req.Method != http.MethodPost {
-		return nil, envelope.Errorf(envelope.MethodNotAllowed, "use POST with a JSON body")
-	}
-	body, err := io.ReadAll(io.LimitReader(req.Body, maxBody+1))
-	if err != nil {
-		return nil, envelope.Errorf(envelope.InvalidRequest, "the request body could not be read")
-	}
-	if len(body) > maxBody {
-		return nil, envelope.Errorf(envelope.PayloadTooLarge, "the request body is over %d bytes", maxBody)
-	}
-	if len(bytes.TrimSpace(body)) == 0 {
-		return nil, envelope.Errorf(envelope.InvalidRequest, "the request body must be a JSON object with indicatorType, indicatorValue, action and title (or delete with id)")
-	}
 	var r Request
-	if err := decode.JSON(body, &r); err != nil {
+	if err := decode.PostBody(req, &r, "the request body must be a JSON object with indicatorType, indicatorValue, action and title (or delete with id)"); err != nil {
 		return nil, err
 	}
 	return s.Do(req.Context(), r)

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net/http"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -236,4 +237,27 @@ func Duration(s string) (time.Duration, error) {
 		return 0, err
 	}
 	return days + d, nil
+}
+
+// MaxBody bounds a request body (the platform bounds it too).
+const MaxBody = 1 << 20
+
+// PostBody decodes a POST request's JSON body strictly into v: 405 for
+// another method, 413 over MaxBody, 400 with the message empty when the
+// body is blank, and JSON's errors.
+func PostBody(req *http.Request, v any, empty string) error {
+	if req.Method != http.MethodPost {
+		return envelope.Errorf(envelope.MethodNotAllowed, "use POST with a JSON body")
+	}
+	body, err := io.ReadAll(io.LimitReader(req.Body, MaxBody+1))
+	if err != nil {
+		return envelope.Errorf(envelope.InvalidRequest, "the request body could not be read")
+	}
+	if len(body) > MaxBody {
+		return envelope.Errorf(envelope.PayloadTooLarge, "the request body is over %d bytes", MaxBody)
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return envelope.Errorf(envelope.InvalidRequest, "%s", empty)
+	}
+	return JSON(body, v)
 }
