@@ -50,6 +50,9 @@ type cache[T any] struct {
 	log        *slog.Logger
 
 	sf singleflight.Group
+	// beforeFlight, in tests, runs between a caller's look at the cache and
+	// its joining (or starting) the read.
+	beforeFlight func()
 
 	mu          sync.Mutex
 	val         T
@@ -66,13 +69,11 @@ type cache[T any] struct {
 // get returns the cached value, or waits (at most until ctx is done) for
 // the read that replaces it.
 func (c *cache[T]) get(ctx context.Context) (T, error) {
-	c.mu.Lock()
-	now := c.now()
-	if c.has && !c.expired && (c.life == nil || now.Before(c.refreshAt)) {
-		v := c.val
-		c.mu.Unlock()
+	if v, ok := c.fresh(); ok {
 		return v, nil
 	}
+	c.mu.Lock()
+	now := c.now()
 	if c.has && now.Before(c.retryAt) && now.Before(c.usableUntil) {
 		v := c.val
 		c.mu.Unlock()
@@ -80,8 +81,16 @@ func (c *cache[T]) get(ctx context.Context) (T, error) {
 		return v, nil
 	}
 	c.mu.Unlock()
+	if c.beforeFlight != nil {
+		c.beforeFlight()
+	}
 
 	ch := c.sf.DoChan("", func() (any, error) {
+		// A read that finished between this caller's look at the cache
+		// and the start of this flight already holds a fresh value.
+		if v, ok := c.fresh(); ok {
+			return v, nil
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 		defer cancel()
 		return c.refresh(ctx)
@@ -97,6 +106,17 @@ func (c *cache[T]) get(ctx context.Context) (T, error) {
 		}
 		return r.Val.(T), nil
 	}
+}
+
+// fresh returns the cached value when it needs no read.
+func (c *cache[T]) fresh() (T, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.has && !c.expired && (c.life == nil || c.now().Before(c.refreshAt)) {
+		return c.val, true
+	}
+	var zero T
+	return zero, false
 }
 
 func (c *cache[T]) refresh(ctx context.Context) (T, error) {

@@ -184,3 +184,34 @@ func TestCachedSecret(t *testing.T) {
 		t.Errorf("Name() = %q, want %q", s.Name(), src.Name())
 	}
 }
+
+// A caller that found the cache cold, and whose read started only after
+// another caller's read had finished, gets that value instead of reading the
+// source a second time (seen as a flake of TestTokenConcurrentColdStart).
+func TestCacheLateCallerUsesFinishedRead(t *testing.T) {
+	var reads int
+	c := &cache[int]{
+		name:    "test",
+		fetch:   func(context.Context) (int, error) { reads++; return reads, nil },
+		timeout: time.Second,
+		now:     time.Now,
+		log:     slog.Default(),
+	}
+	first := true
+	c.beforeFlight = func() {
+		if first {
+			first = false
+			// Another caller's whole read happens here.
+			if v, err := c.get(context.Background()); err != nil || v != 1 {
+				t.Errorf("inner get() = %d, %v; want 1", v, err)
+			}
+		}
+	}
+	v, err := c.get(context.Background())
+	if err != nil || v != 1 {
+		t.Errorf("get() = %d, %v; want 1 (the finished read's value)", v, err)
+	}
+	if reads != 1 {
+		t.Errorf("reads = %d, want 1", reads)
+	}
+}
