@@ -79,7 +79,11 @@ func (s *Sim) verifyAssertion(req *tokenRequest, app *App, assertion string) *en
 func (s *Sim) isTokenEndpoint(seg string) func(string) bool {
 	base := s.AuthorityURL() + "/"
 	var ok []string
-	for _, t := range []string{seg, s.tenantID, s.domain} {
+	ids := []string{seg}
+	if t := s.tenantBySeg(seg); t != nil {
+		ids = append(ids, t.id, t.domain)
+	}
+	for _, t := range ids {
 		ok = append(ok, base+t+"/oauth2/token", base+t+"/oauth2/v2.0/token")
 	}
 	return func(aud string) bool { return slices.Contains(ok, aud) }

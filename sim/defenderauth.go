@@ -21,6 +21,18 @@ func (s *Sim) defenderHandler() http.Handler {
 			s.defender.ServeHTTP(w, r)
 			return
 		}
+		if rest, ok := strings.CutPrefix(r.URL.Path, "/t/"); ok {
+			// Another tenant's package link: /t/<tenant>/packages/...
+			id, path, _ := strings.Cut(rest, "/")
+			if t := s.tenantBySeg(id); t != nil && !t.home && strings.HasPrefix("/"+path, defender.PackagePathPrefix) {
+				setTenant(r, t.id)
+				r2 := r.Clone(r.Context())
+				r2.URL.Path = "/" + path
+				r2.URL.RawPath = ""
+				t.defender.PackageHandler().ServeHTTP(w, r2)
+				return
+			}
+		}
 		p, err := s.authenticateDefender(r)
 		if err != nil {
 			msg := "Authorization failed: " + err.Error() + "."
@@ -33,7 +45,15 @@ func (s *Sim) defenderHandler() http.Handler {
 			return
 		}
 		setClientID(r, p.AppID)
-		s.defender.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+		// The token's tenant (verified: its keys signed it) picks the
+		// Defender data; one tenant's token never reaches another's.
+		t := s.tenantBySeg(p.TenantID)
+		if t == nil {
+			t = s.home
+		}
+		setTenant(r, t.id)
+		s.countTenant(true, t.id, r.URL.Path)
+		t.defender.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
 	})
 }
 

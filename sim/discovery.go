@@ -5,6 +5,7 @@ import (
 	"math/big"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -19,28 +20,44 @@ type jwk struct {
 	X5c []string `json:"x5c"`
 }
 
-// discoveryTenant accepts the tenant GUID or domain and the multi-tenant
-// aliases for the discovery documents; it returns the tenant to print.
-func (s *Sim) discoveryTenant(seg string) (string, bool) {
+// discoveryTenant accepts a served tenant's GUID or domain and the
+// multi-tenant aliases for the discovery documents; it returns the tenant to
+// print ("{tenantid}" for an alias) and the tenant (nil for an alias).
+func (s *Sim) discoveryTenant(seg string) (string, *Tenant, bool) {
 	switch strings.ToLower(seg) {
 	case "common", "organizations", "consumers":
-		return "{tenantid}", true
+		return "{tenantid}", nil, true
 	}
-	if s.knownTenant(seg) {
-		return s.tenantID, true
+	if t := s.tenantBySeg(seg); t != nil {
+		return t.id, t, true
 	}
-	return "", false
+	return "", nil, false
 }
 
 func (s *Sim) serveJWKS(w http.ResponseWriter, r *http.Request) {
-	if _, ok := s.discoveryTenant(r.PathValue("tenant")); !ok {
+	_, t, ok := s.discoveryTenant(r.PathValue("tenant"))
+	if !ok {
 		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "invalid_tenant",
 			"error_description": "AADSTS90002: Tenant '" + r.PathValue("tenant") + "' not found."})
 		return
 	}
+	// A tenant publishes its own keys; the multi-tenant aliases publish
+	// every tenant's.
 	s.mu.Lock()
-	keys := make([]jwk, 0, len(s.keys.published))
-	for _, k := range s.keys.published {
+	var published []*signingKey
+	if t != nil {
+		published = t.keys.published
+	} else {
+		for _, t := range s.tenants {
+			for _, k := range t.keys.published {
+				if !slices.Contains(published, k) {
+					published = append(published, k)
+				}
+			}
+		}
+	}
+	keys := make([]jwk, 0, len(published))
+	for _, k := range published {
 		keys = append(keys, jwk{
 			Kty: "RSA", Use: "sig", Kid: k.kid, X5t: k.kid,
 			N:   base64.RawURLEncoding.EncodeToString(k.key.N.Bytes()),
@@ -54,7 +71,7 @@ func (s *Sim) serveJWKS(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Sim) serveOpenID(w http.ResponseWriter, r *http.Request) {
-	tid, ok := s.discoveryTenant(r.PathValue("tenant"))
+	tid, _, ok := s.discoveryTenant(r.PathValue("tenant"))
 	if !ok {
 		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "invalid_tenant",
 			"error_description": "AADSTS90002: Tenant '" + r.PathValue("tenant") + "' not found."})

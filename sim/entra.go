@@ -42,12 +42,6 @@ func (s *Sim) resourceOf(res string) (resourceKind, string) {
 	return resUnknown, ""
 }
 
-// knownTenant reports whether seg (a token endpoint path segment) names the
-// simulator's tenant, by GUID or domain.
-func (s *Sim) knownTenant(seg string) bool {
-	return strings.EqualFold(seg, s.tenantID) || strings.EqualFold(seg, s.domain)
-}
-
 func (s *Sim) entraHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /{tenant}/oauth2/token", s.serveToken)
@@ -120,7 +114,8 @@ func (s *Sim) serveToken(w http.ResponseWriter, r *http.Request) {
 	setClientID(r, clientID)
 	s.countToken(clientID)
 
-	if !s.knownTenant(tenant) {
+	t := s.tenantBySeg(tenant)
+	if t == nil {
 		f := &entraFailure{400, "invalid_request", 90002, fmt.Sprintf("Tenant '%s' not found. Check to make sure you have "+
 			"the correct tenant ID and are signing into the correct cloud. Check with your subscription administrator, "+
 			"this may happen if there are no active subscriptions for the tenant.", tenant)}
@@ -131,7 +126,9 @@ func (s *Sim) serveToken(w http.ResponseWriter, r *http.Request) {
 		s.writeEntraError(w, r, f)
 		return
 	}
-	req := tokenRequest{v2: v2, tenantSeg: tenant, clientID: clientID, secret: secret, form: form}
+	setTenant(r, t.id)
+	s.countTenant(false, t.id, clientID)
+	req := tokenRequest{v2: v2, tenantSeg: tenant, tenant: t, clientID: clientID, secret: secret, form: form}
 	var (
 		res *tokenResult
 		f   *entraFailure
@@ -156,6 +153,7 @@ func (s *Sim) serveToken(w http.ResponseWriter, r *http.Request) {
 type tokenRequest struct {
 	v2        bool
 	tenantSeg string
+	tenant    *Tenant
 	clientID  string
 	secret    string
 	form      url.Values
@@ -178,7 +176,7 @@ func (s *Sim) requestedResource(req *tokenRequest, clientCredentials bool) (reso
 		}
 		kind, _ := s.resourceOf(res)
 		if kind == resUnknown {
-			return 0, "", s.unknownResource(res)
+			return 0, "", s.unknownResource(res, req.tenant.domain)
 		}
 		return kind, res, nil
 	}
@@ -210,23 +208,23 @@ func (s *Sim) requestedResource(req *tokenRequest, clientCredentials bool) (reso
 	res := picked[:i]
 	kind, canonical := s.resourceOf(res)
 	if kind == resUnknown {
-		return 0, "", s.unknownResource(res)
+		return 0, "", s.unknownResource(res, req.tenant.domain)
 	}
 	return kind, canonical, nil
 }
 
-func (s *Sim) unknownResource(res string) *entraFailure {
+func (s *Sim) unknownResource(res, domain string) *entraFailure {
 	return &entraFailure{400, "invalid_resource", 500011, fmt.Sprintf("The resource principal named %s was not found in the "+
 		"tenant named %s. This can happen if the application has not been installed by the administrator of the tenant "+
 		"or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.",
-		res, s.domain)}
+		res, domain)}
 }
 
-func (s *Sim) unknownApp(clientID string) *entraFailure {
+func (s *Sim) unknownApp(clientID, domain string) *entraFailure {
 	return &entraFailure{400, "unauthorized_client", 700016, fmt.Sprintf("Application with identifier '%s' was not found in "+
 		"the directory '%s'. This can happen if the application has not been installed by the administrator of the tenant "+
 		"or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.",
-		clientID, s.domain)}
+		clientID, domain)}
 }
 
 func badSecret(clientID string) *entraFailure {
@@ -274,7 +272,12 @@ func (s *Sim) clientCredentials(req *tokenRequest) (*tokenResult, *entraFailure)
 	}
 	app := s.lookupApp(req.clientID)
 	if app == nil {
-		return nil, s.unknownApp(req.clientID)
+		return nil, s.unknownApp(req.clientID, req.tenant.domain)
+	}
+	// A multi-tenant app signs in to a tenant that consented to it.
+	roles, consented := req.tenant.rolesOf(app)
+	if !consented {
+		return nil, s.unknownApp(req.clientID, req.tenant.domain)
 	}
 	acr, f := s.authenticateClient(req, app)
 	if f != nil {
@@ -288,9 +291,9 @@ func (s *Sim) clientCredentials(req *tokenRequest) (*tokenResult, *entraFailure)
 	if f != nil {
 		return nil, f
 	}
-	spec := TokenSpec{Audience: aud, AppID: app.ClientID, AppIDACR: acr, ObjectID: app.ObjectID}
+	spec := TokenSpec{Audience: aud, TenantID: req.tenant.id, AppID: app.ClientID, AppIDACR: acr, ObjectID: app.ObjectID}
 	if kind == resDefender {
-		spec.Roles = app.Roles
+		spec.Roles = roles
 	}
 	return s.issueResult(spec, "")
 }
@@ -301,7 +304,7 @@ func (s *Sim) passwordGrant(req *tokenRequest) (*tokenResult, *entraFailure) {
 	}
 	app := s.lookupApp(req.clientID)
 	if app == nil {
-		return nil, s.unknownApp(req.clientID)
+		return nil, s.unknownApp(req.clientID, req.tenant.domain)
 	}
 	acr, f := s.authenticateClient(req, app)
 	if f != nil {
@@ -324,6 +327,7 @@ func (s *Sim) passwordGrant(req *tokenRequest) (*tokenResult, *entraFailure) {
 	}
 	s.mu.Lock()
 	u, ok := s.dir.users[strings.ToLower(upn)]
+	ok = ok && req.tenant.home // users are the home tenant's
 	var user User
 	if ok {
 		user = *u
@@ -331,7 +335,7 @@ func (s *Sim) passwordGrant(req *tokenRequest) (*tokenResult, *entraFailure) {
 	s.mu.Unlock()
 	if !ok {
 		return nil, &entraFailure{400, "invalid_grant", 50034, fmt.Sprintf("The user account {EmailHidden} does not exist in the %s "+
-			"directory. To sign into this application, the account must be added to the directory.", s.domain)}
+			"directory. To sign into this application, the account must be added to the directory.", req.tenant.domain)}
 	}
 	if user.Password == "" || subtle.ConstantTimeCompare([]byte(password), []byte(user.Password)) != 1 {
 		return nil, &entraFailure{400, "invalid_grant", 50126, "Error validating credentials due to invalid username or password."}

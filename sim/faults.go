@@ -19,6 +19,10 @@ import (
 type Fault struct {
 	Method     string // "" matches any method
 	PathPrefix string // "" matches every path
+	// Tenant, when set (GUID or domain), limits the fault to requests for
+	// that tenant: the token endpoint path's tenant on Entra, the bearer
+	// token's on Defender, the home tenant on every other upstream.
+	Tenant string
 	// Times limits the fault to the first Times matching requests; 0 keeps
 	// it until removed.
 	Times int
@@ -110,11 +114,24 @@ func Throttle(n int, retryAfter time.Duration) Fault {
 
 func (s *Sim) matchFault(u Upstream, r *http.Request) (Fault, bool) {
 	s.mu.Lock()
+	byTenant := false
+	for _, h := range s.faults {
+		byTenant = byTenant || (h.upstream == u && h.fault.Tenant != "")
+	}
+	s.mu.Unlock()
+	var tenant *Tenant
+	if byTenant {
+		tenant = s.requestTenant(u, r)
+	}
+	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, h := range s.faults {
 		f := h.fault
 		if h.upstream != u || (f.Method != "" && !strings.EqualFold(f.Method, r.Method)) ||
 			!strings.HasPrefix(r.URL.Path, f.PathPrefix) {
+			continue
+		}
+		if f.Tenant != "" && (tenant == nil || !(strings.EqualFold(f.Tenant, tenant.id) || strings.EqualFold(f.Tenant, tenant.domain))) {
 			continue
 		}
 		h.hits++

@@ -61,15 +61,19 @@ func (s *Sim) serveIdentity(w http.ResponseWriter, r *http.Request) {
 	if mi == nil {
 		setClientID(r, value)
 		s.countToken(value)
+		setTenant(r, s.tenantID)
+		s.countTenant(false, s.tenantID, value)
 		fail(http.StatusBadRequest, "Unable to load the proper Managed Identity.")
 		return
 	}
 	setClientID(r, id.ClientID)
 	s.countToken(id.ClientID)
+	setTenant(r, s.tenantID)
+	s.countTenant(false, s.tenantID, id.ClientID)
 
 	kind, _ := s.resourceOf(resource)
 	if kind == resUnknown {
-		f := s.unknownResource(resource)
+		f := s.unknownResource(resource, s.domain)
 		fail(http.StatusBadRequest, "AADSTS"+strconv.Itoa(f.aadsts)+": "+f.msg)
 		return
 	}

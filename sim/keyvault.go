@@ -71,6 +71,9 @@ func (s *Sim) serveVault(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tok, err := s.verifyToken(raw, func(aud string) bool { k, _ := s.resourceOf(aud); return k == resVault })
+	if err == nil && !strings.EqualFold(tok.TenantID, s.tenantID) {
+		err = errTokenIssuer // the vault is the home tenant's
+	}
 	if err != nil {
 		msg := "AKV10000: Request is missing a valid Bearer or PoP token. " + upperFirst(err.Error()) + "."
 		switch {

@@ -71,7 +71,8 @@ type Sim struct {
 
 	clock    clock
 	ca       *authority
-	defender *defender.Server
+	defender *defender.Server // the home tenant's
+	home     *Tenant
 
 	upstreams map[Upstream]*upstream
 
@@ -79,7 +80,7 @@ type Sim struct {
 
 	mu        sync.Mutex
 	dir       directory
-	keys      keyring
+	tenants   []*Tenant // home first
 	vault     map[string][]vaultVersion
 	aws       map[string]*awsSecret
 	awsKeys   map[string]bool
@@ -113,9 +114,11 @@ func Start(opts *Options) (*Sim, error) {
 	if s.ca, err = newAuthority(); err != nil {
 		return nil, fmt.Errorf("sim: %w", err)
 	}
-	if err := s.keys.init(); err != nil {
+	s.home = &Tenant{s: s, id: s.tenantID, domain: s.domain, home: true}
+	if err := s.home.keys.init(); err != nil {
 		return nil, fmt.Errorf("sim: %w", err)
 	}
+	s.tenants = []*Tenant{s.home}
 	s.vault = map[string][]vaultVersion{}
 	s.aws = map[string]*awsSecret{}
 	s.awsKeys = map[string]bool{}
@@ -130,6 +133,7 @@ func Start(opts *Options) (*Sim, error) {
 	dopts.Authorize = s.authorizeDefender
 	dopts.Now = s.Now
 	s.defender = defender.New(dopts)
+	s.home.defender = s.defender
 
 	s.upstreams = map[Upstream]*upstream{
 		Entra:          {name: Entra, tls: true, handler: s.entraHandler()},
@@ -229,7 +233,8 @@ func (s *Sim) IdentityEndpoint() string { return s.upstreams[Identity].url() + "
 // (IDENTITY_HEADER).
 func (s *Sim) IdentityHeader() string { return s.identityHeader }
 
-// Defender returns the composed Defender fake, for seeding and inspection.
+// Defender returns the home tenant's Defender fake, for seeding and
+// inspection (Tenant.Defender for another tenant's).
 func (s *Sim) Defender() *defender.Server { return s.defender }
 
 func orDefault(v, def string) string {

@@ -20,6 +20,7 @@ type Request struct {
 	Status   int    // 0 when the connection was reset or no answer was written
 	ClientID string // client ID / appid of the caller, when known
 	Fault    bool   // an injected fault shaped the answer
+	Tenant   string // tenant ID the request was for, when known
 }
 
 // Stats is a snapshot of the counters since Start or the last ResetStats.
@@ -45,10 +46,13 @@ type stats struct {
 	vault map[string]int
 	aws   map[string]int
 	calls map[string]int
+
+	tenantTokens, tenantDefender map[string]map[string]int // by tenant ID
 }
 
 func (st *stats) reset() {
-	*st = stats{token: map[string]int{}, vault: map[string]int{}, aws: map[string]int{}, calls: map[string]int{}}
+	*st = stats{token: map[string]int{}, vault: map[string]int{}, aws: map[string]int{}, calls: map[string]int{},
+		tenantTokens: map[string]map[string]int{}, tenantDefender: map[string]map[string]int{}}
 }
 
 // Stats returns a copy of the counters.
@@ -127,6 +131,7 @@ func (s *Sim) countToken(clientID string) {
 // note carries what a handler learned about a request to observe.
 type note struct {
 	clientID string
+	tenant   string
 	fault    bool
 	status   int // status sent on a hijacked connection
 }
@@ -142,6 +147,8 @@ func noteOf(r *http.Request) *note {
 }
 
 func setClientID(r *http.Request, id string) { noteOf(r).clientID = id }
+
+func setTenant(r *http.Request, id string) { noteOf(r).tenant = id }
 
 // observe records every request of upstream u in the log and counters.
 // The call is counted on arrival; status and client ID are filled in when
@@ -164,7 +171,7 @@ func (s *Sim) observe(u Upstream, next http.Handler) http.Handler {
 		next.ServeHTTP(sw, r)
 
 		s.mu.Lock()
-		rec.Status, rec.ClientID, rec.Fault = sw.status, n.clientID, n.fault
+		rec.Status, rec.ClientID, rec.Fault, rec.Tenant = sw.status, n.clientID, n.fault, n.tenant
 		if n.status != 0 {
 			rec.Status = n.status
 		}
@@ -175,7 +182,7 @@ func (s *Sim) observe(u Upstream, next http.Handler) http.Handler {
 		s.mu.Unlock()
 		if s.opts.Logger != nil {
 			s.opts.Logger.Info("sim request", "upstream", string(u), "method", done.Method, "path", done.Path,
-				"status", done.Status, "client_id", done.ClientID, "fault", done.Fault)
+				"status", done.Status, "client_id", done.ClientID, "tenant", done.Tenant, "fault", done.Fault)
 		}
 	})
 }

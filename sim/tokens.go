@@ -100,7 +100,7 @@ func (k *keyring) find(kid string) *signingKey {
 	return nil
 }
 
-// RotateSigningKey makes a new key sign every token from now on. The old
+// RotateSigningKey makes a new key sign every home tenant token from now on. The old
 // keys stay published in JWKS, as Entra keeps them, until RemoveOldKeys.
 func (s *Sim) RotateSigningKey() error {
 	key, err := newSigningKey()
@@ -109,7 +109,7 @@ func (s *Sim) RotateSigningKey() error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.keys.published = append(s.keys.published, key)
+	s.home.keys.published = append(s.home.keys.published, key)
 	return nil
 }
 
@@ -118,7 +118,7 @@ func (s *Sim) RotateSigningKey() error {
 func (s *Sim) RemoveOldKeys() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.keys.published = []*signingKey{s.keys.active()}
+	s.home.keys.published = []*signingKey{s.home.keys.active()}
 }
 
 // SigningKeyIDs returns the kids of the published keys, the active one last.
@@ -126,7 +126,7 @@ func (s *Sim) SigningKeyIDs() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var ids []string
-	for _, k := range s.keys.published {
+	for _, k := range s.home.keys.published {
 		ids = append(ids, k.kid)
 	}
 	return ids
@@ -220,10 +220,16 @@ func (s *Sim) issue(spec TokenSpec) (string, error) {
 		claims[k] = v
 	}
 
+	// The tenant named by tid signs (the home tenant when tid names none
+	// served, for odd tokens).
 	s.mu.Lock()
-	key := s.keys.active()
+	signer := s.tenantBySegLocked(tid)
+	if signer == nil {
+		signer = s.home
+	}
+	key := signer.keys.active()
 	if spec.Unpublished {
-		key = s.keys.unpublished
+		key = signer.keys.unpublished
 	}
 	s.mu.Unlock()
 
@@ -252,17 +258,28 @@ type verifiedToken struct {
 
 // verifyToken checks a bearer token as a resource server would: RS256
 // signature by a published key, exp/nbf on the simulator clock (no leeway),
-// issuer of this tenant and an audience accepted by accept.
+// issuer of a served tenant matching its tid (whose keys must have signed)
+// and an audience accepted by accept.
 func (s *Sim) verifyToken(raw string, accept func(aud string) bool) (*verifiedToken, error) {
 	if raw == "" {
 		return nil, errNoToken
 	}
 	claims := jwt.MapClaims{}
+	var tenant *Tenant
 	_, err := jwt.ParseWithClaims(raw, claims, func(t *jwt.Token) (any, error) {
 		kid, _ := t.Header["kid"].(string)
+		tid, _ := claims["tid"].(string)
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		if k := s.keys.find(kid); k != nil {
+		// The keys of the tenant the token claims to be from; a tenant
+		// not served fails on the issuer check below.
+		keys := &s.home.keys
+		if tenant = s.tenantBySegLocked(tid); tenant != nil && strings.EqualFold(tenant.id, tid) {
+			keys = &tenant.keys
+		} else {
+			tenant = nil
+		}
+		if k := keys.find(kid); k != nil {
 			return &k.key.PublicKey, nil
 		}
 		return nil, fmt.Errorf("unknown signing key %q", kid)
@@ -281,7 +298,7 @@ func (s *Sim) verifyToken(raw string, accept func(aud string) bool) (*verifiedTo
 	v.ObjectID, _ = claims["oid"].(string)
 	v.UPN, _ = claims["upn"].(string)
 	v.Audience, _ = claims["aud"].(string)
-	if iss, _ := claims["iss"].(string); iss != "https://sts.windows.net/"+s.tenantID+"/" || v.TenantID != s.tenantID {
+	if iss, _ := claims["iss"].(string); tenant == nil || iss != tenant.Issuer() {
 		return nil, errTokenIssuer
 	}
 	if !accept(v.Audience) {
