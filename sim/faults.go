@@ -112,7 +112,7 @@ func Throttle(n int, retryAfter time.Duration) Fault {
 	}
 }
 
-func (s *Sim) matchFault(u Upstream, r *http.Request) (Fault, bool) {
+func (s *Sim) matchFault(u Upstream, r *http.Request) (Fault, *Tenant, bool) {
 	s.mu.Lock()
 	byTenant := false
 	for _, h := range s.faults {
@@ -138,20 +138,23 @@ func (s *Sim) matchFault(u Upstream, r *http.Request) (Fault, bool) {
 		if f.Times > 0 && h.hits >= f.Times {
 			s.removeFaultLocked(h)
 		}
-		return f, true
+		return f, tenant, true
 	}
-	return Fault{}, false
+	return Fault{}, nil, false
 }
 
 // injectFaults applies the first matching fault of upstream u.
 func (s *Sim) injectFaults(u Upstream, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		f, ok := s.matchFault(u, r)
+		f, tenant, ok := s.matchFault(u, r)
 		if !ok {
 			next.ServeHTTP(w, r)
 			return
 		}
 		noteOf(r).fault = true
+		if tenant != nil {
+			setTenant(r, tenant.id)
+		}
 		if f.Latency > 0 {
 			t := time.NewTimer(f.Latency)
 			select {

@@ -2,12 +2,15 @@ package wiring
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/mdefn/mdefn/sim"
 	"github.com/mdefn/mdefn/sim/defender"
@@ -178,52 +181,244 @@ func TestSecretJSONTenantGoverns(t *testing.T) {
 	}
 }
 
-// TestTenantsCachedApart: 100 concurrent requests over two tenants (the
-// simulator's tenant by its GUID and by its domain are two entries of
-// MDE_TENANTS, each with its own secret mde-{tenant}) make one secret read
-// and one token request per tenant: each tenant's caches are its own, and
-// each lets one upstream call run at a time. (tokencheck: it acquires and
-// verifies the token but spends no Defender call budget.)
+// customers adds n tenants to the simulator, named c1..cn, and returns them
+// with the MDE_TENANTS value serving them (the home tenant not included).
+func customers(t *testing.T, s *sim.Sim, n int) ([]*sim.Tenant, string) {
+	t.Helper()
+	var ts []*sim.Tenant
+	var list []string
+	for i := range n {
+		name := fmt.Sprintf("c%d", i+1)
+		tn, err := s.AddTenant(sim.TenantSpec{Name: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts = append(ts, tn)
+		list = append(list, name+"="+tn.ID())
+	}
+	return ts, strings.Join(list, ",")
+}
+
+// TestTenantsCachedApart: 100 concurrent requests over five tenants, each
+// with its own secret mde-{tenant} in the vault, make one secret read and
+// one token request per tenant: each tenant's caches are its own, and each
+// lets one upstream call run at a time. (tokencheck: it acquires and
+// verifies the token, against the tenant's own keys, but spends no Defender
+// call budget.)
 func TestTenantsCachedApart(t *testing.T) {
 	s, err := sim.Start(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	tenants, list := customers(t, s, 5)
 	env := s.Env(nil)
 	t.Setenv("IDENTITY_ENDPOINT", env["IDENTITY_ENDPOINT"])
 	t.Setenv("IDENTITY_HEADER", env["IDENTITY_HEADER"])
-	s.SetSecret("mde-home", sim.DefaultClientSecret)
-	s.SetSecret("mde-alias", sim.DefaultClientSecret)
-	c, logs := build(t, s, map[string]string{"MDE_CLIENT_SECRET": "", "MDE_KEYVAULT_URL": s.VaultURL(), "MDE_SECRET_NAME": "mde-{tenant}",
-		"MDE_KEYVAULT_DISABLE_CHALLENGE_VERIFICATION": "true",
-		"MDE_TENANTS": "home=" + s.TenantID() + ",alias=" + s.TenantDomain()})
+	for i := range tenants {
+		s.SetSecret(fmt.Sprintf("mde-c%d", i+1), sim.DefaultClientSecret)
+	}
+	c, logs := build(t, s, map[string]string{"MDE_TENANT_ID": "", "MDE_CLIENT_SECRET": "", "MDE_KEYVAULT_URL": s.VaultURL(),
+		"MDE_SECRET_NAME": "mde-{tenant}", "MDE_KEYVAULT_DISABLE_CHALLENGE_VERIFICATION": "true", "MDE_TENANTS": list})
 	s.ResetStats()
 	var wg sync.WaitGroup
-	statuses := make([]int, 100)
-	for i := range statuses {
+	type answer struct {
+		status int
+		out    map[string]any
+	}
+	answers := make([]answer, 100)
+	for i := range answers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			tenant := []string{"home", "alias"}[i%2]
-			statuses[i], _ = serve(c, "GET", "/api/tokencheck?tenant="+tenant, "")
+			answers[i].status, answers[i].out = serve(c, "GET", fmt.Sprintf("/api/tokencheck?tenant=c%d", i%5+1), "")
 		}()
 	}
 	wg.Wait()
-	for i, st := range statuses {
-		if st != 200 {
-			t.Fatalf("request %d = %d, want 200; logs:\n%s", i, st, logs)
+	for i, a := range answers {
+		if a.status != 200 || a.out["valid"] != true || a.out["tenantId"] != tenants[i%5].ID() {
+			t.Fatalf("request %d (c%d) = %d %v, want valid for %s; logs:\n%s", i, i%5+1, a.status, a.out, tenants[i%5].ID(), logs)
 		}
 	}
 	st := s.Stats()
-	if st.VaultReads["mde-home"] != 1 || st.VaultReads["mde-alias"] != 1 {
-		t.Errorf("vault reads = %v, want one per tenant's secret", st.VaultReads)
+	for i, tn := range tenants {
+		name := fmt.Sprintf("mde-c%d", i+1)
+		if st.VaultReads[name] != 1 {
+			t.Errorf("vault reads of %s = %d, want 1", name, st.VaultReads[name])
+		}
+		if n := tn.Stats().TokenRequests[sim.DefaultClientID]; n != 1 {
+			t.Errorf("c%d: %d token requests, want 1", i+1, n)
+		}
 	}
-	if n := st.TokenRequests[sim.DefaultClientID]; n != 2 {
-		t.Errorf("%d token requests for the app, want 2 (one per tenant)", n)
+	if n := sumInts(st.VaultReads); n != 5 {
+		t.Errorf("%d vault reads in all, want 5 (%v)", n, st.VaultReads)
 	}
-	if home, _ := c.ForTenant("home"); home.Tokens.Stats().Requests != 1 {
-		t.Errorf("home's token source made %d requests, want 1", home.Tokens.Stats().Requests)
+	if n := s.Home().Stats().TokenRequests[sim.DefaultClientID]; n != 0 {
+		t.Errorf("%d app token requests to the home tenant, which is not served, want 0", n)
+	}
+}
+
+func sumInts(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+// TestTenantDataApart: a request for one tenant reaches that tenant's
+// Defender data with that tenant's token and never another's: an isolation
+// for c2 is an action in c2 alone, a machine of c2 is not found through c1,
+// each tenant's alerts are its own, and Defender saw only tokens of the
+// tenant asked for.
+func TestTenantDataApart(t *testing.T) {
+	s, err := sim.Start(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	tenants, list := customers(t, s, 2)
+	c1, c2 := tenants[0], tenants[1]
+	only := defender.Machine{ID: "c200000000000000000000000000000000000002", ComputerDNSName: "ws-only-c2.fabrikam.local"}
+	c2.Defender().AddMachine(only)
+	c, _ := build(t, s, map[string]string{"MDE_TENANT_ID": "", "MDE_TENANTS": list})
+	s.ResetStats()
+
+	status, out := serve(c, "POST", "/api/isolate", `{"tenant":"c2","machineId":"`+defender.UniqueMachineID+`","comment":"ticket 7"}`)
+	if status != 200 && status != 201 && status != 202 {
+		t.Fatalf("isolate in c2 = %d %v", status, out)
+	}
+	if n := len(c2.Defender().Actions()); n != 1 {
+		t.Errorf("c2 has %d machine actions, want 1", n)
+	}
+	if n := len(c1.Defender().Actions()) + len(s.Defender().Actions()); n != 0 {
+		t.Errorf("the other tenants have %d machine actions, want 0", n)
+	}
+	if c1.Stats().DefenderCalls != nil || c1.Stats().TokenRequests != nil {
+		t.Errorf("c1 saw traffic for a c2 request: %+v", c1.Stats())
+	}
+	// c2's own machine, through c2 and through c1.
+	if status, out := serve(c, "POST", "/api/isolate", `{"tenant":"c2","machineId":"`+only.ID+`","comment":"x","dryRun":true}`); status != 200 {
+		t.Errorf("dry run on c2's machine in c2 = %d %v, want 200", status, out)
+	}
+	if status, out := serve(c, "POST", "/api/isolate", `{"tenant":"c1","machineId":"`+only.ID+`","comment":"x"}`); status != 404 {
+		t.Errorf("c2's machine through c1 = %d %v, want 404", status, out)
+	}
+	if status, out := serve(c, "POST", "/api/isolate", `{"tenant":"c1","deviceName":"`+only.ComputerDNSName+`","comment":"x"}`); status != 404 {
+		t.Errorf("c2's machine name through c1 = %d %v, want 404", status, out)
+	}
+	for _, tn := range tenants {
+		status, out := serve(c, "GET", "/api/alerts?top=20&tenant="+tn.ID(), "")
+		if status != 200 {
+			t.Fatalf("alerts %s = %d %v", tn.Domain(), status, out)
+		}
+		alerts, _ := out["value"].([]any)
+		if len(alerts) == 0 {
+			t.Errorf("alerts %s: none", tn.Domain())
+		}
+		for _, a := range alerts {
+			if id := a.(map[string]any)["aadTenantId"]; id != tn.ID() {
+				t.Errorf("alerts of %s include one of tenant %v", tn.Domain(), id)
+				break
+			}
+		}
+	}
+	for _, r := range s.Requests() {
+		if r.Upstream == sim.Defender && r.Tenant != c1.ID() && r.Tenant != c2.ID() {
+			t.Errorf("a Defender request with a token of tenant %q", r.Tenant)
+		}
+	}
+	if n := s.Home().Stats().DefenderCalls; n != nil {
+		t.Errorf("the home tenant, not served, saw Defender calls %v", n)
+	}
+}
+
+// TestTenantThrottleStormApart: while Defender answers every call of c1
+// with 429 (Retry-After 2 s) and c1's requests keep retrying, c2's requests
+// are answered as fast as before the storm: no c2 request waits for c1's
+// throttling, whose smallest wait is 2 s.
+func TestTenantThrottleStormApart(t *testing.T) {
+	s, err := sim.Start(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	tenants, list := customers(t, s, 2)
+	c1 := tenants[0]
+	// c1's requests give up after 3 s of retrying.
+	c, _ := build(t, s, map[string]string{"MDE_TENANT_ID": "", "MDE_TENANTS": list, "MDE_TIMEOUT": "3s"})
+	refused := func() int {
+		n := 0
+		for _, r := range s.Requests() {
+			if r.Upstream == sim.Defender && r.Fault && r.Tenant == c1.ID() {
+				n++
+			}
+		}
+		return n
+	}
+	measure := func(n int) []time.Duration {
+		var d []time.Duration
+		for range n {
+			start := time.Now()
+			if status, out := serve(c, "GET", "/api/alerts?top=5&tenant=c2", ""); status != 200 {
+				t.Fatalf("c2 alerts = %d %v", status, out)
+			}
+			d = append(d, time.Since(start))
+		}
+		slices.Sort(d)
+		return d
+	}
+	// c2's own Defender budget is 25 calls at once (then one every 0.8 s):
+	// 2 + 10 + 10 stay within it.
+	measure(2) // warm c2's token and connections
+	before := measure(10)
+
+	s.Inject(sim.Defender, sim.Fault{Tenant: c1.ID(), Status: 429,
+		Header: http.Header{"Retry-After": {"2"}, "Content-Type": {"application/json"}},
+		Body:   []byte(`{"error":{"code":"TooManyRequests","message":"Rate limit is exceeded. Try again in 2 seconds.","target":"x"}}`)})
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	var c1Statuses sync.Map
+	for i := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				status, _ := serve(c, "GET", "/api/alerts?top=5&tenant=c1", "")
+				c1Statuses.Store(i, status)
+			}
+		}()
+	}
+	// Let the storm start: c1's calls are being refused.
+	deadline := time.Now().Add(5 * time.Second)
+	for refused() < 16 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	during := measure(10)
+	close(stop)
+	wg.Wait()
+
+	if got := refused(); got < 16 {
+		t.Fatalf("c1 had %d Defender calls refused, want the storm to have started (>= 16)", got)
+	}
+	c1Statuses.Range(func(_, v any) bool {
+		if v.(int) == 200 {
+			t.Errorf("a c1 request succeeded during its 429 storm")
+		}
+		return true
+	})
+	p50b, p50d, maxd := before[len(before)/2], during[len(during)/2], during[len(during)-1]
+	t.Logf("c2 latency before the storm p50 %v max %v; during p50 %v max %v", p50b, before[len(before)-1], p50d, maxd)
+	if maxd >= time.Second {
+		t.Errorf("a c2 request took %v during c1's storm: it waited behind c1's throttling", maxd)
+	}
+	if p50d > 5*p50b+50*time.Millisecond {
+		t.Errorf("c2 p50 %v during c1's storm against %v before", p50d, p50b)
 	}
 }
 
