@@ -26,12 +26,36 @@ import (
 	"github.com/mdefn/mdefn/sim/defender"
 )
 
+// The tenants mdefn dev serves: the simulator's own (the default) and a
+// customer tenant, as a managed security provider's deployment would.
+const (
+	homeName = "mdefnsim"
+	// FabrikamName and FabrikamTenantID name the second tenant; the default
+	// app is consented there with every Defender role (one multi-tenant
+	// app, one secret).
+	FabrikamName     = "fabrikam"
+	FabrikamTenantID = "2a7d9e41-3c5b-4f68-9d0e-1b2c3d4e5f60"
+)
+
+// devTenants adds the fabrikam tenant to s unless it is there, and returns
+// the MDE_TENANTS value serving both.
+func devTenants(s *sim.Sim) (string, error) {
+	if s.Tenant(FabrikamTenantID) == nil {
+		if _, err := s.AddTenant(sim.TenantSpec{ID: FabrikamTenantID, Name: FabrikamName}); err != nil {
+			return "", err
+		}
+	}
+	return homeName + "=" + s.TenantID() + "," + FabrikamName + "=" + FabrikamTenantID, nil
+}
+
 // devEnv points the real configuration path at a running simulator: the
 // client secret is read from the simulator's Key Vault with the simulator's
-// managed identity, exactly as in Azure.
-func devEnv(s *sim.Sim, caFile, addr string) map[string]string {
+// managed identity, exactly as in Azure; the simulator's tenant is the
+// default and fabrikam is served too (tenants is MDE_TENANTS).
+func devEnv(s *sim.Sim, caFile, addr, tenants string) map[string]string {
 	return map[string]string{
 		"MDE_TENANT_ID":      s.TenantID(),
+		"MDE_TENANTS":        tenants,
 		"MDE_CLIENT_ID":      sim.DefaultClientID,
 		"MDE_AUTH":           "client-secret",
 		"MDE_KEYVAULT_URL":   s.VaultURL(),
@@ -110,7 +134,11 @@ func startDev(addr string, logOut io.Writer, s *sim.Sim) (d *devStack, err error
 	// The functions' own settings (MDE_PROTECTED_TAGS, MDE_DRY_RUN,
 	// MDE_WEBHOOK_SECRET, ...) are the caller's; only the connection
 	// settings point at the simulator.
-	for k, v := range devEnv(d.sim, caFile, addr) {
+	tenants, err := devTenants(d.sim)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range devEnv(d.sim, caFile, addr, tenants) {
 		os.Setenv(k, v)
 	}
 	for _, k := range []string{"AWS_LAMBDA_RUNTIME_API", "FUNCTIONS_CUSTOMHANDLER_PORT", "MDE_AWS_SECRET_ID", "MDE_CLIENT_SECRET"} {
@@ -201,6 +229,12 @@ func printBanner(w io.Writer, base string, s *sim.Sim, cfg *config.Config) {
 		fmt.Sprintf(`{"deviceName":"%s","comment":"cleared by IR","ticket":"INC0012345","release":true}`, defender.IsolatedDNSName)))
 	lines.WriteString(line(http.MethodPost, "/api/alerts", `{"severity":["High"],"top":2,"evidence":true}`))
 	lines.WriteString(line(http.MethodGet, "/api/openapi.json", ""))
+	// Each served tenant by name: its own alerts, its own token.
+	var tenantLines strings.Builder
+	for _, name := range []string{homeName, FabrikamName} {
+		tenantLines.WriteString(line(http.MethodGet, "/api/alerts?tenant="+name+"&severity=High&top=2", ""))
+		tenantLines.WriteString(line(http.MethodGet, "/api/tokencheck?tenant="+name, ""))
+	}
 	fmt.Fprintf(w, `mdefn dev: the functions are serving on %[1]s/api/...
 
   simulator (HTTPS, CA written for this run only)
@@ -212,10 +246,28 @@ func printBanner(w io.Writer, base string, s *sim.Sim, cfg *config.Config) {
 
   try (paste into another terminal; action answers carry action.id for /api/actions/<id>):
 %[9]s
+
+  tenants (MDE_TENANTS=%[10]s; %[11]s is the default; "tenant" in a body or ?tenant= picks one):
+%[12]s
+
   go run ./cmd/mdefn dev --demo walks through isolate → scan → collect → wait → package link.
   Ctrl-C stops everything.
 `, base, s.AuthorityURL(), s.TenantID(), s.VaultURL(), sim.DefaultSecretName, s.SecretsManagerURL(), s.DefenderURL(),
-		s.IdentityEndpoint(), strings.TrimRight(lines.String(), "\n"))
+		s.IdentityEndpoint(), strings.TrimRight(lines.String(), "\n"), tenantsSpec(cfg), homeName,
+		strings.TrimRight(tenantLines.String(), "\n"))
+}
+
+// tenantsSpec writes cfg's MDE_TENANTS back as name=ID pairs.
+func tenantsSpec(cfg *config.Config) string {
+	var parts []string
+	for _, t := range cfg.Tenants {
+		if t.Name != "" {
+			parts = append(parts, t.Name+"="+t.ID)
+		} else {
+			parts = append(parts, t.ID)
+		}
+	}
+	return strings.Join(parts, ",")
 }
 
 // call sends one request to the running functions, signed when a webhook

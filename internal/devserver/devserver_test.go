@@ -201,8 +201,9 @@ func TestBannerCurlLines(t *testing.T) {
 	printBanner(&banner, d.base, d.sim, d.cfg)
 	lines := regexp.MustCompile(`(?m)^\s+(curl .*)$`).FindAllStringSubmatch(banner.String(), -1)
 	// One per registered function, the package link, a release, the
-	// alerts POST and the OpenAPI document.
-	if want := len(functions.All) + 4; len(lines) != want {
+	// alerts POST and the OpenAPI document; alerts and tokencheck of each
+	// of the two tenants.
+	if want := len(functions.All) + 4 + 4; len(lines) != want {
 		t.Fatalf("banner has %d curl lines, want %d:\n%s", len(lines), want, banner.String())
 	}
 	for _, l := range lines {
@@ -239,5 +240,37 @@ func TestDemo(t *testing.T) {
 	}
 	if regexp.MustCompile(`sig=|se=`).MatchString(report) {
 		t.Errorf("demo output shows the package link's credential:\n%s", report)
+	}
+}
+
+// TestDevTenants: mdefn dev serves its default tenant and fabrikam, each
+// with its own data and token, by name.
+func TestDevTenants(t *testing.T) {
+	d, _ := startTestStack(t, nil)
+	for _, tc := range []struct{ query, tenant string }{
+		{"", d.sim.TenantID()}, {"tenant=" + homeName, d.sim.TenantID()}, {"tenant=" + FabrikamName, FabrikamTenantID},
+	} {
+		status, out, raw := do(t, d, "GET", "/api/tokencheck?"+tc.query, "", nil)
+		if status != 200 || out["valid"] != true || out["tenantId"] != tc.tenant {
+			t.Errorf("tokencheck?%s = %d %s, want valid for %s", tc.query, status, raw, tc.tenant)
+		}
+		if tc.query == "" {
+			continue
+		}
+		status, out, raw = do(t, d, "GET", "/api/alerts?top=3&"+tc.query, "", nil)
+		alerts, _ := out["value"].([]any)
+		if status != 200 || len(alerts) == 0 {
+			t.Fatalf("alerts?%s = %d %s", tc.query, status, raw)
+		}
+		if tc.tenant == FabrikamTenantID {
+			for _, a := range alerts {
+				if id := a.(map[string]any)["aadTenantId"]; id != FabrikamTenantID {
+					t.Errorf("fabrikam's alerts include one of tenant %v", id)
+				}
+			}
+		}
+	}
+	if status, out, _ := do(t, d, "GET", "/api/alerts?tenant=northwind", "", nil); status != 403 || out["error"].(map[string]any)["code"] != "tenant_not_allowed" {
+		t.Errorf("a tenant not served = %d %v, want 403 tenant_not_allowed", status, out)
 	}
 }
