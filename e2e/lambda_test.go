@@ -52,14 +52,14 @@ type lambdaFunction struct {
 // the simulator's environment, the credential read from Secrets Manager
 // through the standard AWS configuration chain (no Key Vault, no managed
 // identity).
-func startLambda(t *testing.T, dist string, s *sim.Sim, function string) *lambdaFunction {
+func startLambda(t *testing.T, dist string, s *sim.Sim, function string, extra ...map[string]string) *lambdaFunction {
 	t.Helper()
 	bootstrap := filepath.Join(dist, "lambda", function, "bootstrap")
 	if _, err := os.Stat(bootstrap); err != nil {
 		t.Fatalf("the build has no bootstrap for %s: %v", function, err)
 	}
 	rie := rieBinary(t)
-	env := append(baseEnv(), s.Environ(map[string]string{
+	overrides := map[string]string{
 		"MDE_KEYVAULT_URL":  "",
 		"MDE_SECRET_NAME":   "",
 		"IDENTITY_ENDPOINT": "",
@@ -71,7 +71,13 @@ func startLambda(t *testing.T, dist string, s *sim.Sim, function string) *lambda
 		"MDE_AWS_SECRET_ID":           sim.DefaultAWSSecretID,
 		"AWS_LAMBDA_FUNCTION_TIMEOUT": "30",
 		"AWS_LAMBDA_FUNCTION_NAME":    "mdefn-" + function,
-	})...)
+	}
+	for _, m := range extra {
+		for k, v := range m {
+			overrides[k] = v
+		}
+	}
+	env := append(baseEnv(), s.Environ(overrides)...)
 	addr, apiAddr := freeAddr(t), freeAddr(t)
 	p := startProcess(t, "aws-lambda-rie "+function, filepath.Dir(bootstrap), env, rie,
 		"--runtime-interface-emulator-address", addr, "--runtime-api-address", apiAddr, bootstrap)
@@ -487,5 +493,69 @@ func TestLambdaStepFunctionsLoop(t *testing.T) {
 	_, fnErr = acts.invoke(t, []byte(`{"id":"`+started.Action.ID+`","cancel":true,"comment":"too late"}`))
 	if fnErr == nil || fnErr.ErrorType != "invalid_request" {
 		t.Errorf("cancel of an ended action = %+v, want function error invalid_request", fnErr)
+	}
+}
+
+// TestLambdaTenants runs the isolate bootstrap for two tenants, each with
+// its own secret in Secrets Manager (MDE_AWS_SECRET_ID with {tenant}): a
+// request for fabrikam reads fabrikam's secret, gets a fabrikam token and
+// isolates in fabrikam's Defender alone; a tenant not served is refused
+// before any upstream call.
+func TestLambdaTenants(t *testing.T) {
+	dist := distDir(t)
+	s := startSim(t)
+	fab, err := s.AddTenant(sim.TenantSpec{Name: "fabrikam"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetAWSSecret("mde/home/client", sim.DefaultClientSecret)
+	s.SetAWSSecret("mde/fabrikam/client", sim.DefaultClientSecret)
+	f := startLambda(t, dist, s, "isolate", map[string]string{
+		"MDE_TENANTS":       "home=" + s.TenantID() + ",fabrikam=" + fab.ID(),
+		"MDE_AWS_SECRET_ID": "mde/{tenant}/client",
+	})
+	s.ResetStats()
+	status, body := f.invokeHTTP(t, apiGatewayPost(t, "isolate",
+		`{"tenant":"fabrikam","machineId":"`+defender.UniqueMachineID+`","comment":"customer ticket","ticket":"FAB-7"}`))
+	if status != http.StatusCreated {
+		t.Fatalf("%s", statusError("POST /api/isolate for fabrikam", status, http.StatusCreated, body))
+	}
+	if acts := fab.Defender().Actions(); len(acts) != 1 || acts[0].MachineID != defender.UniqueMachineID {
+		t.Errorf("fabrikam's actions = %+v, want the one isolation", acts)
+	}
+	if acts := s.Defender().Actions(); len(acts) != 0 {
+		t.Errorf("the home tenant's actions = %+v, want none", acts)
+	}
+	st := s.Stats()
+	if st.AWSSecretReads["mde/fabrikam/client"] != 1 || st.AWSSecretReads["mde/home/client"] != 0 {
+		t.Errorf("Secrets Manager reads = %v, want fabrikam's secret once", st.AWSSecretReads)
+	}
+	if n := fab.Stats().TokenRequests[sim.DefaultClientID]; n != 1 {
+		t.Errorf("fabrikam token requests = %d, want 1", n)
+	}
+	if n := s.Home().Stats().TokenRequests[sim.DefaultClientID]; n != 0 {
+		t.Errorf("home token requests = %d, want 0", n)
+	}
+
+	s.ResetStats()
+	status, body = f.invokeHTTP(t, apiGatewayPost(t, "isolate",
+		`{"tenant":"northwind","machineId":"`+defender.UniqueMachineID+`","comment":"x"}`))
+	if status != http.StatusForbidden || !strings.Contains(string(body), "tenant_not_allowed") {
+		t.Errorf("%s", statusError("POST /api/isolate for a tenant not served", status, http.StatusForbidden, body))
+	}
+	if n := len(s.Requests()); n != 0 {
+		t.Errorf("a tenant not served made %d upstream requests, want 0", n)
+	}
+	audits := 0
+	for _, line := range strings.Split(f.proc.output.String(), "\n") {
+		if strings.Contains(line, `"audit":"mdefn.isolate"`) {
+			audits++
+			if !strings.Contains(line, `"tenant":"fabrikam"`) {
+				t.Errorf("an audit line does not name fabrikam: %s", line)
+			}
+		}
+	}
+	if audits == 0 {
+		t.Errorf("no audit line in the function's logs:\n%s", f.proc.output.String())
 	}
 }
