@@ -218,33 +218,10 @@ func TestBannerCurlLines(t *testing.T) {
 	}
 }
 
-// TestDemo runs the scripted walk on the dev stack: every step answers,
-// the collection's download link is shown without its signature, and the
-// tokencheck listing covers every registered check.
-func TestDemo(t *testing.T) {
-	d, _ := startTestStack(t, nil)
-	// The walk moves the simulator's clock; afterwards every action it
-	// started has ended, for the tests that follow.
-	t.Cleanup(func() { testSim.Advance(time.Hour) })
-	var out bytes.Buffer
-	if err := runDemo(&out, d.base, d.sim, d.cfg); err != nil {
-		t.Fatalf("runDemo: %v\n%s", err, out.String())
-	}
-	report := out.String()
-	for _, want := range []string{"Isolate ", "alreadyPending=true, same action: true", "Run a full antivirus scan", "RunAntiVirusScan",
-		"Prefer: respond-async", "→ 202", "Location: http", "Retry-After: 10", "Succeeded", "CollectInvestigationPackage",
-		"uri: https://", "Unisolate", "valid=true application token", "actionsPackage"} {
-		if !strings.Contains(report, want) {
-			t.Errorf("demo output lacks %q:\n%s", want, report)
-		}
-	}
-	if regexp.MustCompile(`sig=|se=`).MatchString(report) {
-		t.Errorf("demo output shows the package link's credential:\n%s", report)
-	}
-}
-
 // TestDevTenants: mdefn dev serves its default tenant and fabrikam, each
-// with its own data and token, by name.
+// with its own data and token, by name. (Before TestDemo, which moves the
+// simulator's clock past the managed identity token MSAL caches for the
+// process.)
 func TestDevTenants(t *testing.T) {
 	d, _ := startTestStack(t, nil)
 	for _, tc := range []struct{ query, tenant string }{
@@ -272,5 +249,30 @@ func TestDevTenants(t *testing.T) {
 	}
 	if status, out, _ := do(t, d, "GET", "/api/alerts?tenant=northwind", "", nil); status != 403 || out["error"].(map[string]any)["code"] != "tenant_not_allowed" {
 		t.Errorf("a tenant not served = %d %v, want 403 tenant_not_allowed", status, out)
+	}
+}
+
+// TestDemo runs the scripted walk on the dev stack: every step answers,
+// the collection's download link is shown without its signature, and the
+// tokencheck listing covers every registered check.
+func TestDemo(t *testing.T) {
+	d, _ := startTestStack(t, nil)
+	// The walk moves the simulator's clock; afterwards every action it
+	// started has ended, for the tests that follow.
+	t.Cleanup(func() { testSim.Advance(time.Hour) })
+	var out bytes.Buffer
+	if err := runDemo(&out, d.base, d.sim, d.cfg); err != nil {
+		t.Fatalf("runDemo: %v\n%s", err, out.String())
+	}
+	report := out.String()
+	for _, want := range []string{"Isolate ", "alreadyPending=true, same action: true", "Run a full antivirus scan", "RunAntiVirusScan",
+		"Prefer: respond-async", "→ 202", "Location: http", "Retry-After: 10", "Succeeded", "CollectInvestigationPackage",
+		"uri: https://", "Unisolate", "valid=true application token", "actionsPackage"} {
+		if !strings.Contains(report, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, report)
+		}
+	}
+	if regexp.MustCompile(`sig=|se=`).MatchString(report) {
+		t.Errorf("demo output shows the package link's credential:\n%s", report)
 	}
 }
