@@ -54,6 +54,13 @@ e2e:
 	MDEFN_E2E_DIST=$(E2E_DIST) MDEFN_RIE=$(GOBIN)/aws-lambda-rie \
 		$(GO) test -count=1 -timeout 5m ./e2e/...
 
+## Each deployable links one cloud's SDK: the Lambda bootstraps read
+## Secrets Manager (or MDE_CLIENT_SECRET) and leave out the Azure SDK; the
+## Azure executable reads Key Vault and leaves out the AWS SDK
+## (pkg/auth's mdefn_noazure / mdefn_noaws; go build without them links both).
+LAMBDA_TAGS := lambda.norpc,mdefn_noazure
+AZURE_TAGS := lambda.norpc,mdefn_noaws
+
 ## build: $(DIST)/azure (custom handler app folder) and $(DIST)/lambda/<name>/bootstrap
 DIST ?= dist
 build:
@@ -63,11 +70,11 @@ build:
 	cp internal/openapi/openapi.json $(DIST)/openapi.json
 	for f in functions/*/function.json; do d=$$(basename $$(dirname $$f)); mkdir -p $(DIST)/azure/$$d; cp $$f $(DIST)/azure/$$d/; done
 	for f in functions/*/*/function.json; do [ -e "$$f" ] || continue; d=$$(basename $$(dirname $$f)); mkdir -p $(DIST)/azure/$$d; cp $$f $(DIST)/azure/$$d/; done
-	CGO_ENABLED=0 GOOS=linux GOARCH=$(AZURE_GOARCH) $(GO) build -tags lambda.norpc -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/azure/mdefn ./cmd/mdefn
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(AZURE_GOARCH) $(GO) build -tags $(AZURE_TAGS) -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/azure/mdefn ./cmd/mdefn
 	chmod 0755 $(DIST)/azure/mdefn
 	for fn in $(FUNCTIONS); do \
 		mkdir -p $(DIST)/lambda/$$fn && \
-		CGO_ENABLED=0 GOOS=linux GOARCH=$(LAMBDA_GOARCH) $(GO) build -tags lambda.norpc -trimpath -ldflags '$(LDFLAGS)' \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$(LAMBDA_GOARCH) $(GO) build -tags $(LAMBDA_TAGS) -trimpath -ldflags '$(LDFLAGS)' \
 			-o $(DIST)/lambda/$$fn/bootstrap ./cmd/bootstrap/$$fn && chmod 0755 $(DIST)/lambda/$$fn/bootstrap || exit 1; \
 	done
 
@@ -78,7 +85,7 @@ build:
 build-%Function:
 	@test -n "$(ARTIFACTS_DIR)" || { echo "$@: ARTIFACTS_DIR is not set (sam build sets it)" >&2; exit 1; }
 	@test -d ./cmd/bootstrap/$(shell echo '$*' | tr A-Z a-z) || { echo "$@: no function $(shell echo '$*' | tr A-Z a-z) (cmd/bootstrap/)" >&2; exit 1; }
-	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.norpc -trimpath -ldflags '$(LDFLAGS)' \
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags $(LAMBDA_TAGS) -trimpath -ldflags '$(LDFLAGS)' \
 		-o $(ARTIFACTS_DIR)/bootstrap ./cmd/bootstrap/$(shell echo '$*' | tr A-Z a-z)
 	chmod 0755 $(ARTIFACTS_DIR)/bootstrap
 

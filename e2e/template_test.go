@@ -1,14 +1,17 @@
 package e2e
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mdefn/mdefn/functions"
+	"github.com/mdefn/mdefn/sim"
 	"gopkg.in/yaml.v3"
 )
 
@@ -295,4 +298,49 @@ func withoutMakeFlags(env []string) []string {
 		k, _, _ := strings.Cut(kv, "=")
 		return k == "MAKEFLAGS" || k == "MFLAGS" || k == "MAKELEVEL" || k == "MAKEOVERRIDES"
 	})
+}
+
+// TestEachBuildLinksOneCloud: the Lambda bootstraps leave the Azure SDK out
+// and the Azure executable the AWS SDK (their size, docs/benchmarks.md); a
+// deployment configured for the other cloud's secret store stops at once
+// with one line saying where to keep the credential instead.
+func TestEachBuildLinksOneCloud(t *testing.T) {
+	dist := distDir(t)
+	for _, tc := range []struct {
+		name, exe string
+		env       []string
+		want      string
+	}{
+		{"lambda with Key Vault", filepath.Join(dist, "lambda", "alerts", "bootstrap"),
+			[]string{"MDE_KEYVAULT_URL=https://contoso.vault.azure.net", "AWS_LAMBDA_RUNTIME_API=127.0.0.1:9"}, "MDE_AWS_SECRET_ID"},
+		{"lambda with managed identity", filepath.Join(dist, "lambda", "alerts", "bootstrap"),
+			[]string{"MDE_AUTH=managed-identity", "AWS_LAMBDA_RUNTIME_API=127.0.0.1:9"}, "without the Azure SDK"},
+		{"azure with Secrets Manager", filepath.Join(dist, "azure", "mdefn"),
+			[]string{"MDE_AWS_SECRET_ID=mde/client-secret", "FUNCTIONS_CUSTOMHANDLER_PORT=0"}, "MDE_KEYVAULT_URL"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(tc.exe)
+			cmd.Env = append(baseEnv(), append([]string{"MDE_TENANT_ID=" + sim.DefaultTenantID, "MDE_CLIENT_ID=" + sim.DefaultClientID}, tc.env...)...)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			done := make(chan error, 1)
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			go func() { done <- cmd.Wait() }()
+			select {
+			case err := <-done:
+				if err == nil {
+					t.Fatalf("exited 0, want non-zero")
+				}
+			case <-time.After(5 * time.Second):
+				cmd.Process.Kill()
+				t.Fatalf("still running after 5 s, want a quick non-zero exit")
+			}
+			lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+			if len(lines) != 1 || !strings.Contains(lines[0], tc.want) {
+				t.Errorf("stderr = %q, want one line naming %s", stderr.String(), tc.want)
+			}
+		})
+	}
 }

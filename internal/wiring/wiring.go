@@ -12,8 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
-
 	"github.com/mdefn/mdefn/functions"
 	"github.com/mdefn/mdefn/internal/config"
 	"github.com/mdefn/mdefn/internal/httpguard"
@@ -54,7 +52,7 @@ type Options struct {
 const StepTimeout = 30 * time.Second
 
 // shortRetry is the SDKs' retry policy under ShortRetries.
-var shortRetry = policy.RetryOptions{MaxRetries: 1, RetryDelay: 200 * time.Millisecond, MaxRetryDelay: time.Second}
+var shortRetry = auth.AzureRetryOptions{MaxRetries: 1, RetryDelay: 200 * time.Millisecond, MaxRetryDelay: time.Second}
 
 // Components are the built pieces, exposed for tests and the doctor.
 type Components struct {

@@ -1,3 +1,5 @@
+//go:build !mdefn_noaws
+
 package auth
 
 import (

@@ -1,3 +1,5 @@
+//go:build !mdefn_noazure
+
 package auth
 
 import (
@@ -6,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"unicode/utf8"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
@@ -14,6 +15,10 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 )
+
+// AzureRetryOptions is azcore's retry policy, for the Key Vault client and
+// the managed identity credential.
+type AzureRetryOptions = policy.RetryOptions
 
 // KeyVaultOptions tune NewKeyVaultSource. The zero value is the production
 // setting.
@@ -32,7 +37,7 @@ type KeyVaultOptions struct {
 	DisableChallengeResourceVerification bool
 
 	// Retry overrides azcore's retry policy (zero value = its defaults).
-	Retry policy.RetryOptions
+	Retry AzureRetryOptions
 }
 
 // KeyVaultSource reads the current version of one Key Vault secret. Safe for
@@ -150,16 +155,4 @@ func vaultMessage(resp *http.Response) string {
 		return ""
 	}
 	return clip(v.Error.Message, 300)
-}
-
-// clip shortens s to at most n bytes, cut at a rune boundary, marking the
-// cut with "…".
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
 }

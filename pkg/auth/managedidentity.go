@@ -1,3 +1,5 @@
+//go:build !mdefn_noazure
+
 package auth
 
 import (
@@ -24,7 +26,7 @@ type managedIdentity struct {
 // newManagedIdentity reads the identity endpoint settings (IDENTITY_ENDPOINT,
 // IDENTITY_HEADER, ...) now, as azidentity does at construction; it does no
 // I/O.
-func newManagedIdentity(clientID, audience string, httpClient *http.Client, retry policy.RetryOptions) (*managedIdentity, error) {
+func newManagedIdentity(clientID, audience string, httpClient *http.Client, retry AzureRetryOptions) (*managedIdentity, error) {
 	o := &azidentity.ManagedIdentityCredentialOptions{ClientOptions: azcore.ClientOptions{Transport: httpClient, Retry: retry}}
 	if clientID != "" {
 		o.ID = azidentity.ClientID(clientID)

@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"golang.org/x/oauth2"
 )
 
@@ -64,7 +63,7 @@ type TokenOptions struct {
 	Logger *slog.Logger
 	// ManagedIdentityRetry overrides azidentity's managed identity retries
 	// (zero value = its defaults).
-	ManagedIdentityRetry policy.RetryOptions
+	ManagedIdentityRetry AzureRetryOptions
 }
 
 // TokenStats counts upstream token requests.
