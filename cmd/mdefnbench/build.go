@@ -9,11 +9,13 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+
+	"github.com/mdefn/mdefn/functions"
 )
 
 // binSize is the size of one deployable executable.
 type binSize struct {
-	name     string // "azure/mdefn", "lambda/alerts/bootstrap", ...
+	name     string // "amd64/azure/mdefn", "arm64/lambda/alerts/bootstrap", ...
 	goarch   string
 	stripped int64 // bytes, built as `make build` does (-s -w -trimpath)
 	zipped   int64 // bytes of a zip holding only the executable (deflate)
@@ -25,28 +27,38 @@ type binaries struct {
 	sizes []binSize
 }
 
-// lambdaFunctions are the bootstraps `make build` writes.
-var lambdaFunctions = []string{"alerts", "isolate", "tokencheck"}
+// The build tags of `make build` (Makefile LAMBDA_TAGS, AZURE_TAGS): each
+// deployable links one cloud's SDK.
+const (
+	lambdaTags = "lambda.norpc,mdefn_noazure"
+	azureTags  = "lambda.norpc,mdefn_noaws"
+)
 
-// buildAll builds what `make build` builds, with its flags and default
-// architectures (Azure amd64, Lambda arm64), plus `mdefn` for this machine.
+// archs are the architectures every deployable is measured for.
+var archs = []string{"amd64", "arm64"}
+
+// buildAll builds what `make build` builds, with its flags and tags, for
+// both architectures (every registered function's bootstrap), plus `mdefn`
+// for this machine.
 func buildAll(dir string) (*binaries, error) {
 	b := &binaries{}
-	az, err := build(dir, "azure/mdefn", "./cmd/mdefn", "amd64", "lambda.norpc")
-	if err != nil {
-		return nil, err
-	}
-	b.sizes = append(b.sizes, az)
-	for _, fn := range lambdaFunctions {
-		bs, err := build(dir, "lambda/"+fn+"/bootstrap", "./cmd/bootstrap/"+fn, "arm64", "lambda.norpc")
+	for _, arch := range archs {
+		az, err := build(dir, arch+"/azure/mdefn", "./cmd/mdefn", arch, azureTags)
 		if err != nil {
 			return nil, err
 		}
-		b.sizes = append(b.sizes, bs)
+		b.sizes = append(b.sizes, az)
+		for _, spec := range functions.All {
+			bs, err := build(dir, arch+"/lambda/"+spec.Name+"/bootstrap", "./cmd/bootstrap/"+spec.Name, arch, lambdaTags)
+			if err != nil {
+				return nil, err
+			}
+			b.sizes = append(b.sizes, bs)
+		}
 	}
-	b.run = filepath.Join(dir, "azure", "mdefn")
+	b.run = filepath.Join(dir, "amd64", "azure", "mdefn")
 	if runtime.GOOS != "linux" || runtime.GOARCH != "amd64" {
-		if _, err := build(dir, "host/mdefn", "./cmd/mdefn", runtime.GOARCH, "lambda.norpc"); err != nil {
+		if _, err := build(dir, "host/mdefn", "./cmd/mdefn", runtime.GOARCH, azureTags); err != nil {
 			return nil, err
 		}
 		b.run = filepath.Join(dir, "host", "mdefn")

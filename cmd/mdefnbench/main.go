@@ -40,16 +40,17 @@ var traceSim *sim.Sim
 
 // config are the driver's flags.
 type config struct {
-	runs        int    // cold start runs
-	serial      int    // warm invocations at concurrency 1
-	warm        int    // warm invocations at concurrency
-	concurrency int    // concurrent callers of the second warm phase
-	cpuProfile  string // CPU profile of the warm phase
-	rssRuns     int    // peak RSS runs
-	out         string // markdown report
-	goTest      string // output of the go test benchmarks to append
-	alerts      int    // alerts seeded in the simulator
-	bin         string // executable to run instead of the built one
+	runs        int           // cold start runs
+	serial      int           // warm invocations at concurrency 1
+	warm        int           // warm invocations at concurrency
+	concurrency int           // concurrent callers of the second warm phase
+	cpuProfile  string        // CPU profile of the warm phase
+	rssRuns     int           // peak RSS runs
+	out         string        // markdown report
+	goTest      string        // output of the go test benchmarks to append
+	alerts      int           // alerts seeded in the simulator
+	bin         string        // executable to run instead of the built one
+	rtt         time.Duration // round trip the latency proxy puts before each upstream
 }
 
 func main() {
@@ -64,6 +65,7 @@ func main() {
 	flag.IntVar(&cfg.alerts, "alerts", 12000, "alerts seeded in the simulator (at least 10,000)")
 	flag.StringVar(&cfg.bin, "bin", "", "run this `mdefn` executable (e.g. one with symbols, for perf) instead of the built one")
 	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the warm phase (functions and simulator) to this `file`")
+	flag.DurationVar(&cfg.rtt, "rtt", 20*time.Millisecond, "network round trip of the cold start through the latency proxy (0 skips it)")
 	flag.BoolVar(&verbose, "v", false, "print the function processes' logs and init trace (GODEBUG=inittrace=1); skews the figures")
 	flag.Parse()
 	if err := run(cfg); err != nil {
@@ -125,6 +127,19 @@ func run(cfg config) error {
 	logf("cold start without the system certificate directory: %d runs", cfg.runs)
 	if rep.coldNoRoots, _, err = coldStarts(bins.run, append(child, "SSL_CERT_DIR="+noDir), cfg.runs); err != nil {
 		return err
+	}
+	if cfg.rtt > 0 {
+		logf("cold start with %s per round trip to each upstream: %d runs", cfg.rtt, cfg.runs)
+		env, stop, err := latencyEnv(s, cfg.rtt)
+		if err != nil {
+			return err
+		}
+		rep.rtt = cfg.rtt
+		rep.coldRTT, _, err = coldStarts(bins.run, env, cfg.runs)
+		stop()
+		if err != nil {
+			return err
+		}
 	}
 	if cfg.rssRuns > 0 {
 		logf("peak RSS: %d runs of a 10,000-alert page", cfg.rssRuns)
@@ -188,7 +203,10 @@ func pointAtSim(s *sim.Sim) error {
 
 // childEnv is the environment of a function process: this process's
 // without its MDE_* and runtime settings, plus the simulator's.
-func childEnv(s *sim.Sim) []string {
+func childEnv(s *sim.Sim) []string { return childEnvWith(s, nil) }
+
+// childEnvWith is childEnv with overrides of the simulator's settings.
+func childEnvWith(s *sim.Sim, overrides map[string]string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
@@ -199,7 +217,11 @@ func childEnv(s *sim.Sim) []string {
 		}
 		env = append(env, kv)
 	}
-	return append(env, s.Environ(map[string]string{"MDE_LOG_LEVEL": "info"})...)
+	o := map[string]string{"MDE_LOG_LEVEL": "info"}
+	for k, v := range overrides {
+		o[k] = v
+	}
+	return append(env, s.Environ(o)...)
 }
 
 // probeClient opens a new connection for every request, as a first caller

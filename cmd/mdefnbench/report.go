@@ -21,18 +21,31 @@ type report struct {
 	coldCPU   []time.Duration // CPU time (user+system) of each cold process, to its exit
 	// cold starts with SSL_CERT_DIR at an empty directory
 	coldNoRoots []time.Duration
-	rss         rssResult
-	warm        *warmResult
+	// cold starts through the latency proxy, rtt per round trip
+	rtt     time.Duration
+	coldRTT []time.Duration
+	rss     rssResult
+	warm    *warmResult
 }
 
-// Targets of issue 7, on a 2-core machine. Sizes are in MiB.
+// Targets on a 2-core machine: issue 7 (the 10,000-alert page), issue 15
+// (cold start 1/20 of the Node official-SDK path's 429-437 ms, cold RSS no
+// higher than 18 MiB, warm p99, sizes in MB of 10^6 bytes).
 const (
-	targetCold        = 20 * time.Millisecond
+	targetCold        = 21 * time.Millisecond
 	targetOverheadP99 = 500 * time.Microsecond
 	targetRSS         = 48 << 20
-	targetStripped    = 12 << 20
-	targetZipped      = 5 << 20
+	targetColdRSS     = 18 << 20
+	targetStripped    = 12_000_000
+	targetZipped      = 5_000_000
 )
+
+// floorRoundTrips is the number of dependent network round trips before the
+// first answer of a cold Azure process reading its secret from Key Vault,
+// with every independent one overlapped (docs/performance.md): TCP and TLS
+// to the vault (2), the vault's challenge (1), the authenticated secret read
+// (1), the token request (1), the Defender call (1).
+const floorRoundTrips = 6
 
 // row is one line of the table.
 type row struct{ measure, figure, target, met string }
@@ -52,14 +65,22 @@ func (r *report) rows() []row {
 	cold := sorted(r.cold)
 	add(fmt.Sprintf("cold start, exec → first 200 from alerts (%d runs)", len(cold)),
 		fmt.Sprintf("median %s (min %s, p90 %s, max %s)", ms(pct(cold, 0.5)), ms(cold[0]), ms(pct(cold, 0.9)), ms(cold[len(cold)-1])),
-		"median ≤ 20 ms", pct(cold, 0.5) <= targetCold)
+		"median ≤ 21 ms", pct(cold, 0.5) <= targetCold)
 	cpu := sorted(r.coldCPU)
 	add("  of which: CPU time of the cold process (user+system, to exit)",
 		fmt.Sprintf("median %s (min %s, max %s)", ms(pct(cpu, 0.5)), ms(cpu[0]), ms(cpu[len(cpu)-1])), "", true)
 	nr := sorted(r.coldNoRoots)
 	add("  the same, SSL_CERT_DIR=<empty dir> (system certificate directory not parsed)",
 		fmt.Sprintf("median %s (min %s, p90 %s, max %s)", ms(pct(nr, 0.5)), ms(nr[0]), ms(pct(nr, 0.9)), ms(nr[len(nr)-1])),
-		"median ≤ 20 ms", pct(nr, 0.5) <= targetCold)
+		"median ≤ 21 ms", pct(nr, 0.5) <= targetCold)
+	if len(r.coldRTT) > 0 {
+		lr := sorted(r.coldRTT)
+		extra := pct(lr, 0.5) - pct(cold, 0.5)
+		add(fmt.Sprintf("cold start with %s per round trip to each upstream (latency proxy, %d runs)", ms(r.rtt), len(lr)),
+			fmt.Sprintf("median %s (min %s, max %s): %s more, %.1f round trips in series",
+				ms(pct(lr, 0.5)), ms(lr[0]), ms(lr[len(lr)-1]), ms(extra), float64(extra)/float64(r.rtt)),
+			fmt.Sprintf("floor %d round trips: %s", floorRoundTrips, ms(pct(cold, 0.5)+floorRoundTrips*r.rtt)), true)
+	}
 	for _, p := range []warmPhase{r.warm.serial, r.warm.parallel} {
 		o := sorted(p.overhead)
 		add(fmt.Sprintf("warm overhead, %d caller(s) (%d invocations)", p.callers, p.invocations),
@@ -81,14 +102,36 @@ func (r *report) rows() []row {
 	if r.rss.alerts == 0 {
 		add("peak RSS, one 10,000-alert page with evidence", "not measured (-rss-runs 0)", "≤ 48 MiB", false)
 	} else {
+		add("peak RSS of a cold process after its first answer", mib(r.rss.idle), "≤ 18 MiB", r.rss.idle <= targetColdRSS)
 		add("peak RSS, one 10,000-alert page with evidence",
 			fmt.Sprintf("%s (answer %s; %s after the first small page)", mib(r.rss.peak), mib(r.rss.bytes), mib(r.rss.idle)),
 			"≤ 48 MiB", r.rss.peak <= targetRSS)
 	}
-	for _, b := range r.sizes {
-		add(fmt.Sprintf("size of %s (linux/%s)", b.name, b.goarch),
-			fmt.Sprintf("%s stripped, %s zipped", mib(b.stripped), mib(b.zipped)),
-			"≤ 12 MiB, ≤ 5 MiB", b.stripped <= targetStripped && b.zipped <= targetZipped)
+	// The Azure executable, and the largest Lambda bootstrap, of each
+	// architecture.
+	for _, arch := range archs {
+		var big binSize
+		n := 0
+		for _, b := range r.sizes {
+			if b.goarch != arch {
+				continue
+			}
+			if strings.Contains(b.name, "/azure/") {
+				add(fmt.Sprintf("size of azure/mdefn (linux/%s)", arch),
+					fmt.Sprintf("%s stripped, %s zipped", mb(b.stripped), mb(b.zipped)),
+					"≤ 12 MB, ≤ 5 MB", b.stripped <= targetStripped && b.zipped <= targetZipped)
+				continue
+			}
+			n++
+			if b.stripped > big.stripped {
+				big = b
+			}
+		}
+		if n > 0 {
+			add(fmt.Sprintf("size of the largest of %d Lambda bootstraps (linux/%s)", n, arch),
+				fmt.Sprintf("%s stripped, %s zipped (%s)", mb(big.stripped), mb(big.zipped), strings.TrimPrefix(big.name, arch+"/")),
+				"≤ 12 MB, ≤ 5 MB", big.stripped <= targetStripped && big.zipped <= targetZipped)
+		}
 	}
 	return rows
 }
@@ -181,5 +224,7 @@ func pct(s []time.Duration, q float64) time.Duration {
 func ms(d time.Duration) string {
 	return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond))
 }
+
+func mb(n int64) string { return fmt.Sprintf("%.2f MB", float64(n)/1e6) }
 
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
