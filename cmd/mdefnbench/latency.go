@@ -150,9 +150,11 @@ func proxiedURL(raw, addr string) (string, error) {
 	return u.String(), nil
 }
 
-// latencyEnv starts a latency proxy of rtt before each upstream of the cold
-// path (managed identity, Key Vault, Entra, Defender) and returns a function
-// environment pointing at the proxies, and a stop for them.
+// latencyEnv starts a latency proxy of rtt before each network upstream of
+// the cold path (Key Vault, Entra, Defender) and returns a function
+// environment pointing at the proxies, and a stop for them. The managed
+// identity endpoint is left direct: App Service serves it on the host
+// itself, so its round trips cost next to nothing in production too.
 func latencyEnv(s *sim.Sim, rtt time.Duration) ([]string, func(), error) {
 	var proxies []*latencyProxy
 	stop := func() {
@@ -162,7 +164,6 @@ func latencyEnv(s *sim.Sim, rtt time.Duration) ([]string, func(), error) {
 	}
 	overrides := map[string]string{}
 	for name, raw := range map[string]string{
-		"IDENTITY_ENDPOINT": s.IdentityEndpoint(),
 		"MDE_KEYVAULT_URL":  s.VaultURL(),
 		"MDE_AUTHORITY_URL": s.AuthorityURL(),
 		"MDE_API_URL":       s.DefenderURL(),

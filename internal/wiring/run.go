@@ -31,7 +31,10 @@ func Main(function string) {
 	// bundle): load them now, alongside the rest of the cold start. No
 	// upstream is called.
 	go x509.SystemCertPool()
-	c, err := Build(cfg, nil)
+	// One transport for every client; the first secret read opens the
+	// Entra and Defender connections meanwhile (preconnect.go).
+	warm, client := newPreconnector()
+	c, err := Build(cfg, &Options{HTTPClient: client, warm: warm})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "mdefn:", err)
 		os.Exit(2)

@@ -94,6 +94,9 @@ func (c *Components) buildTenants(o *Options) error {
 			if cfg.MultiTenant() {
 				creds = &pinnedTenant{store: t.Creds, source: t.Secrets, tenant: ct}
 			}
+			if o.warm != nil {
+				creds = &warmingCreds{CredentialProvider: creds, p: o.warm, urls: []string{cfg.AuthorityURL, cfg.APIURL}}
+			}
 		}
 		tokenOpts := cfg.TokenOptions()
 		tokenOpts.Logger = t.Logger

@@ -46,6 +46,10 @@ type Options struct {
 	// doctor passes the value it has just read, so that the vault is read
 	// once per run).
 	Secrets auth.SecretSource
+
+	// warm, set by Main with HTTPClient its client, opens the Entra and
+	// Defender connections during the first secret read.
+	warm *preconnector
 }
 
 // StepTimeout bounds each upstream fetch under ShortRetries.
