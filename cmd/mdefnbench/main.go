@@ -51,6 +51,7 @@ type config struct {
 	alerts      int           // alerts seeded in the simulator
 	bin         string        // executable to run instead of the built one
 	rtt         time.Duration // round trip the latency proxy puts before each upstream
+	nodeRuns    int           // runs of the Node official-SDK path
 }
 
 func main() {
@@ -65,6 +66,7 @@ func main() {
 	flag.IntVar(&cfg.alerts, "alerts", 12000, "alerts seeded in the simulator (at least 10,000)")
 	flag.StringVar(&cfg.bin, "bin", "", "run this `mdefn` executable (e.g. one with symbols, for perf) instead of the built one")
 	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the warm phase (functions and simulator) to this `file`")
+	flag.IntVar(&cfg.nodeRuns, "node-runs", 10, "runs of the Node official-SDK path the cold start goal is set against (0 skips it)")
 	flag.DurationVar(&cfg.rtt, "rtt", 20*time.Millisecond, "network round trip of the cold start through the latency proxy (0 skips it)")
 	flag.BoolVar(&verbose, "v", false, "print the function processes' logs and init trace (GODEBUG=inittrace=1); skews the figures")
 	flag.Parse()
@@ -127,6 +129,18 @@ func run(cfg config) error {
 	logf("cold start without the system certificate directory: %d runs", cfg.runs)
 	if rep.coldNoRoots, _, err = coldStarts(bins.run, append(child, "SSL_CERT_DIR="+noDir), cfg.runs); err != nil {
 		return err
+	}
+	if cfg.nodeRuns > 0 {
+		logf("the Node official-SDK path doing the same job: %d runs", cfg.nodeRuns)
+		caFile, err := s.CAFile()
+		if err != nil {
+			return err
+		}
+		if rep.node, err = nodeColdStarts(filepath.Join(tmp, "node"), child, caFile, cfg.nodeRuns); err != nil {
+			logf("Node path not measured: %v", err)
+			msg, _, _ := strings.Cut(err.Error(), "\n")
+			rep.nodeErr = clipText(msg, 200)
+		}
 	}
 	if cfg.rtt > 0 {
 		logf("cold start with %s per round trip to each upstream: %d runs", cfg.rtt, cfg.runs)
@@ -238,4 +252,11 @@ func logf(format string, args ...any) {
 // drain reads and discards at most limit bytes of r, returning how many.
 func drain(r io.Reader, limit int64) (int64, error) {
 	return io.Copy(io.Discard, io.LimitReader(r, limit))
+}
+
+func clipText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }

@@ -24,6 +24,9 @@ type report struct {
 	// cold starts through the latency proxy, rtt per round trip
 	rtt     time.Duration
 	coldRTT []time.Duration
+	// the Node official-SDK path doing the same job, exec to exit
+	node    []time.Duration
+	nodeErr string
 	rss     rssResult
 	warm    *warmResult
 }
@@ -62,17 +65,34 @@ func (r *report) rows() []row {
 		}
 		rows = append(rows, row{measure, figure, target, met})
 	}
+	// The cold start goal is 1/20 of the Node official-SDK path measured in
+	// the same run (issue 15), or 21 ms (1/20 of the 429-437 ms measured
+	// when the goal was set) when Node could not be measured.
+	goal, goalText := targetCold, "median ≤ 21 ms"
+	if len(r.node) > 0 {
+		nd := sorted(r.node)
+		goal = pct(nd, 0.5) / 20
+		goalText = fmt.Sprintf("median ≤ %s (1/20 of Node's)", ms(goal))
+	}
 	cold := sorted(r.cold)
 	add(fmt.Sprintf("cold start, exec → first 200 from alerts (%d runs)", len(cold)),
 		fmt.Sprintf("median %s (min %s, p90 %s, max %s)", ms(pct(cold, 0.5)), ms(cold[0]), ms(pct(cold, 0.9)), ms(cold[len(cold)-1])),
-		"median ≤ 21 ms", pct(cold, 0.5) <= targetCold)
+		goalText, pct(cold, 0.5) <= goal)
 	cpu := sorted(r.coldCPU)
 	add("  of which: CPU time of the cold process (user+system, to exit)",
 		fmt.Sprintf("median %s (min %s, max %s)", ms(pct(cpu, 0.5)), ms(cpu[0]), ms(cpu[len(cpu)-1])), "", true)
 	nr := sorted(r.coldNoRoots)
 	add("  the same, SSL_CERT_DIR=<empty dir> (system certificate directory not parsed)",
 		fmt.Sprintf("median %s (min %s, p90 %s, max %s)", ms(pct(nr, 0.5)), ms(nr[0]), ms(pct(nr, 0.9)), ms(nr[len(nr)-1])),
-		"median ≤ 21 ms", pct(nr, 0.5) <= targetCold)
+		goalText, pct(nr, 0.5) <= goal)
+	if len(r.node) > 0 {
+		nd := sorted(r.node)
+		add(fmt.Sprintf("  the same job with the Node official SDKs (@azure/identity, @azure/keyvault-secrets, fetch), exec → exit (%d runs)", len(nd)),
+			fmt.Sprintf("median %s (min %s, max %s): mdefn is %.0f× faster", ms(pct(nd, 0.5)), ms(nd[0]), ms(nd[len(nd)-1]),
+				float64(pct(nd, 0.5))/float64(pct(cold, 0.5))), "", true)
+	} else if r.nodeErr != "" {
+		add("  the same job with the Node official SDKs", "not measured: "+r.nodeErr, "", true)
+	}
 	if len(r.coldRTT) > 0 {
 		lr := sorted(r.coldRTT)
 		extra := pct(lr, 0.5) - pct(cold, 0.5)
