@@ -3,6 +3,7 @@ package wiring
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"net"
 	"net/http"
 	"net/url"
@@ -27,6 +28,10 @@ type preconnector struct {
 	transport *http.Transport
 	tlsConfig *tls.Config
 	dialer    net.Dialer
+
+	// roots are the trusted roots (systemRoots, loaded once, in the
+	// background from the start); nil leaves them to crypto/x509.
+	roots func() *x509.CertPool
 
 	mu     sync.Mutex
 	parked map[string]*parkedConn // by host:port
@@ -58,6 +63,13 @@ func newPreconnector() (*preconnector, *http.Client) {
 	p := &preconnector{transport: t, parked: map[string]*parkedConn{},
 		dialer: net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}}
 	p.tlsConfig = &tls.Config{NextProtos: []string{"h2", "http/1.1"}}
+	p.roots = sync.OnceValue(func() *x509.CertPool {
+		pool, ok := systemRoots()
+		if !ok {
+			return nil
+		}
+		return pool
+	})
 	t.DialTLSContext = p.dialTLS
 	return p, &http.Client{Transport: t}
 }
@@ -147,6 +159,9 @@ func (p *preconnector) dial(ctx context.Context, addr string) (net.Conn, error) 
 	}
 	cfg := p.tlsConfig.Clone()
 	cfg.ServerName = host
+	if cfg.RootCAs == nil {
+		cfg.RootCAs = p.roots()
+	}
 	d := &tls.Dialer{NetDialer: &p.dialer, Config: cfg}
 	return d.DialContext(ctx, "tcp", addr)
 }

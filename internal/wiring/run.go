@@ -2,7 +2,6 @@ package wiring
 
 import (
 	"context"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"os"
@@ -26,14 +25,13 @@ func Main(function string) {
 		fmt.Fprintln(os.Stderr, "mdefn: configuration:", err)
 		os.Exit(2)
 	}
-	// The first invocation's first TLS handshake would otherwise wait for
-	// the system roots to be read and parsed (6-20 ms for a distribution's
-	// bundle): load them now, alongside the rest of the cold start. No
-	// upstream is called.
-	go x509.SystemCertPool()
 	// One transport for every client; the first secret read opens the
 	// Entra and Defender connections meanwhile (preconnect.go).
 	warm, client := newPreconnector()
+	// The first invocation's first TLS handshake would otherwise wait for
+	// the system roots to be read and parsed (roots_linux.go): load them
+	// now, alongside the rest of the cold start. No upstream is called.
+	go warm.roots()
 	c, err := Build(cfg, &Options{HTTPClient: client, warm: warm})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "mdefn:", err)

@@ -1,0 +1,178 @@
+package wiring
+
+import (
+	"bytes"
+	"crypto/x509"
+	"encoding/pem"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+)
+
+// Go's lists for Linux (crypto/x509 root_linux.go), in its order.
+var (
+	rootFiles = []string{
+		"/etc/ssl/certs/ca-certificates.crt",
+		"/etc/pki/tls/certs/ca-bundle.crt",
+		"/etc/ssl/ca-bundle.pem",
+		"/etc/pki/tls/cacert.pem",
+		"/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+		"/etc/ssl/cert.pem",
+	}
+	rootDirs = []string{"/etc/ssl/certs", "/etc/pki/tls/certs"}
+)
+
+// systemRoots returns the certificates crypto/x509 trusts on Linux, read
+// from the same places by the same rules (SSL_CERT_FILE or the first
+// distribution bundle that exists; every file of SSL_CERT_DIR, ":"
+// separated, or of the distribution directories, but for symbolic links to
+// a file of the same directory), but parses each distinct certificate once
+// and on every core: a distribution's bundle and its certificate directory
+// hold the same certificates, which x509.SystemCertPool parses twice, one
+// after the other (docs/performance.md). ok is false when nothing was
+// found; the caller then leaves the roots to crypto/x509.
+func systemRoots() (pool *x509.CertPool, ok bool) {
+	files := rootFiles
+	if f := os.Getenv("SSL_CERT_FILE"); f != "" {
+		files = []string{f}
+	}
+	dirs := rootDirs
+	if d := os.Getenv("SSL_CERT_DIR"); d != "" {
+		dirs = strings.Split(d, ":")
+	}
+	bundle, paths := rootSources(files, dirs)
+
+	// The bundle's PEM blocks, each as written: a directory file that is
+	// exactly one of them (a distribution's directory holds the bundle's
+	// certificates one per file) needs no decoding.
+	chunks := splitPEM(bundle)
+	inBundle := make(map[string]bool, len(chunks))
+	for _, c := range chunks {
+		inBundle[string(c)] = true
+	}
+
+	// Workers read, decode and parse; a certificate already taken by one
+	// is skipped by the others.
+	var (
+		mu    sync.Mutex
+		seen  = map[string]bool{}
+		certs []*x509.Certificate
+		wg    sync.WaitGroup
+	)
+	type item struct {
+		data []byte // a chunk of the bundle, or
+		path string // a directory file
+	}
+	work := make(chan item, 64)
+	for range min(runtime.GOMAXPROCS(0), 4) {
+		wg.Go(func() {
+			var mine []*x509.Certificate
+			for it := range work {
+				data := it.data
+				if it.path != "" {
+					var err error
+					if data, err = os.ReadFile(it.path); err != nil || bytes.Equal(data, bundle) || inBundle[string(bytes.TrimSpace(data))] {
+						continue // the bundle itself, or one of its certificates
+					}
+				}
+				for len(data) > 0 {
+					var b *pem.Block
+					if b, data = pem.Decode(data); b == nil {
+						break
+					}
+					if b.Type != "CERTIFICATE" || len(b.Headers) != 0 {
+						continue
+					}
+					mu.Lock()
+					dup := seen[string(b.Bytes)]
+					seen[string(b.Bytes)] = true
+					mu.Unlock()
+					if dup {
+						continue
+					}
+					if c, err := x509.ParseCertificate(b.Bytes); err == nil { // unparsable ones are skipped, as x509 does
+						mine = append(mine, c)
+					}
+				}
+			}
+			mu.Lock()
+			certs = append(certs, mine...)
+			mu.Unlock()
+		})
+	}
+	for _, c := range chunks {
+		work <- item{data: c}
+	}
+	for _, path := range paths {
+		work <- item{path: path}
+	}
+	close(work)
+	wg.Wait()
+	if len(certs) == 0 {
+		return nil, false
+	}
+	pool = x509.NewCertPool()
+	for _, c := range certs {
+		pool.AddCert(c)
+	}
+	return pool, true
+}
+
+// rootSources returns the contents of the first of files that can be read,
+// and the paths of every file of dirs but symbolic links to a file of the
+// same directory, as crypto/x509 reads them.
+func rootSources(files, dirs []string) (bundle []byte, paths []string) {
+	for _, f := range files {
+		if data, err := os.ReadFile(f); err == nil {
+			bundle = data
+			break
+		}
+	}
+	for _, dir := range dirs {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			if e.Type()&fs.ModeSymlink != 0 {
+				if target, err := os.Readlink(filepath.Join(dir, e.Name())); err == nil && !strings.Contains(target, "/") {
+					continue
+				}
+			}
+			paths = append(paths, dir+"/"+e.Name())
+		}
+	}
+	return bundle, paths
+}
+
+// splitPEM cuts data before each "-----BEGIN" that starts a line, trimming
+// the white space around each piece; pieces decode as the whole does.
+func splitPEM(data []byte) [][]byte {
+	var out [][]byte
+	begin := []byte("-----BEGIN")
+	for len(data) > 0 {
+		next := -1
+		for from := 1; from < len(data); {
+			i := bytes.Index(data[from:], begin)
+			if i < 0 {
+				break
+			}
+			if data[from+i-1] == '\n' {
+				next = from + i
+				break
+			}
+			from += i + 1
+		}
+		if next < 0 {
+			next = len(data)
+		}
+		if c := bytes.TrimSpace(data[:next]); len(c) > 0 {
+			out = append(out, c)
+		}
+		data = data[next:]
+	}
+	return out
+}
