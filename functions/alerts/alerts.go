@@ -111,7 +111,8 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		s.fail(w, req, err)
 		return
 	}
-	out := &pageWriter{w: w}
+	out := newPageWriter(w)
+	defer out.release()
 	out.writeString(`{"value":[`)
 	first := true
 	n, next, err := s.List(req.Context(), r, func(raw json.RawMessage) error {

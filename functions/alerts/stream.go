@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/http"
 	"strconv"
+	"sync"
 )
 
 // streamAfter is the size of answer kept in memory before it is streamed:
@@ -19,9 +20,32 @@ const streamAfter = 64 << 10
 // hold the answer anyway) it keeps buffering.
 type pageWriter struct {
 	w         http.ResponseWriter
-	buf       bytes.Buffer
+	buf       *bytes.Buffer
 	streaming bool
 	err       error // first write error of a streamed answer
+}
+
+// buffers are the pageWriters' buffers, reused: a page's buffer grows to
+// the answer's size (to streamAfter when streamed), and allocating it anew
+// for every invocation was most of the function's garbage.
+var buffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooled is the largest buffer put back: one that held a whole big page
+// for a writer that cannot flush is left to the collector.
+const maxPooled = 4 * streamAfter
+
+func newPageWriter(w http.ResponseWriter) *pageWriter {
+	b := buffers.Get().(*bytes.Buffer)
+	b.Reset()
+	return &pageWriter{w: w, buf: b}
+}
+
+// release gives the buffer back; the pageWriter is not used after.
+func (p *pageWriter) release() {
+	if p.buf != nil && p.buf.Cap() <= maxPooled {
+		buffers.Put(p.buf)
+	}
+	p.buf = nil
 }
 
 func (p *pageWriter) writeString(s string) { p.buf.WriteString(s); p.spill() }
