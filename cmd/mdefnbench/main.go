@@ -52,6 +52,7 @@ type config struct {
 	bin         string        // executable to run instead of the built one
 	rtt         time.Duration // round trip the latency proxy puts before each upstream
 	nodeRuns    int           // runs of the Node official-SDK path
+	callgrind   bool          // count a cold start's instructions with valgrind
 }
 
 func main() {
@@ -67,6 +68,7 @@ func main() {
 	flag.StringVar(&cfg.bin, "bin", "", "run this `mdefn` executable (e.g. one with symbols, for perf) instead of the built one")
 	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the warm phase (functions and simulator) to this `file`")
 	flag.IntVar(&cfg.nodeRuns, "node-runs", 10, "runs of the Node official-SDK path the cold start goal is set against (0 skips it)")
+	flag.BoolVar(&cfg.callgrind, "callgrind", true, "count the instructions of one cold start with valgrind's callgrind (skipped without valgrind)")
 	flag.DurationVar(&cfg.rtt, "rtt", 20*time.Millisecond, "network round trip of the cold start through the latency proxy (0 skips it)")
 	flag.BoolVar(&verbose, "v", false, "print the function processes' logs and init trace (GODEBUG=inittrace=1); skews the figures")
 	flag.Parse()
@@ -140,6 +142,14 @@ func run(cfg config) error {
 			logf("Node path not measured: %v", err)
 			msg, _, _ := strings.Cut(err.Error(), "\n")
 			rep.nodeErr = clipText(msg, 200)
+		}
+	}
+	if cfg.callgrind {
+		logf("instructions of a cold start (valgrind --tool=callgrind)")
+		if rep.callgrind, err = coldCallgrind(tmp, child); err != nil {
+			logf("instructions not counted: %v", err)
+			msg, _, _ := strings.Cut(err.Error(), "\n")
+			rep.callgrindErr = clipText(msg, 200)
 		}
 	}
 	if cfg.rtt > 0 {

@@ -27,8 +27,11 @@ type report struct {
 	// the Node official-SDK path doing the same job, exec to exit
 	node    []time.Duration
 	nodeErr string
-	rss     rssResult
-	warm    *warmResult
+	// instructions of one cold process (callgrind)
+	callgrind    *callgrindResult
+	callgrindErr string
+	rss          rssResult
+	warm         *warmResult
 }
 
 // Targets on a 2-core machine: issue 7 (the 10,000-alert page), issue 15
@@ -92,6 +95,16 @@ func (r *report) rows() []row {
 				float64(pct(nd, 0.5))/float64(pct(cold, 0.5))), "", true)
 	} else if r.nodeErr != "" {
 		add("  the same job with the Node official SDKs", "not measured: "+r.nodeErr, "", true)
+	}
+	if c := r.callgrind; c != nil {
+		var parts []string
+		for _, p := range c.parts {
+			parts = append(parts, fmt.Sprintf("%s %.0f %%", p.name, 100*float64(p.count)/float64(c.total)))
+		}
+		add("  instructions of one cold process, exec to its first answer (callgrind)",
+			fmt.Sprintf("%.1f M; most in %s", float64(c.total)/1e6, strings.Join(parts, ", ")), "", true)
+	} else if r.callgrindErr != "" {
+		add("  instructions of one cold process (callgrind)", "not counted: "+r.callgrindErr, "", true)
 	}
 	if len(r.coldRTT) > 0 {
 		lr := sorted(r.coldRTT)

@@ -45,39 +45,46 @@ func systemRoots() (pool *x509.CertPool, ok bool) {
 	}
 	bundle, paths := rootSources(files, dirs)
 
-	// The bundle's PEM blocks, each as written: a directory file that is
-	// exactly one of them (a distribution's directory holds the bundle's
-	// certificates one per file) needs no decoding.
-	chunks := splitPEM(bundle)
-	inBundle := make(map[string]bool, len(chunks))
-	for _, c := range chunks {
-		inBundle[string(c)] = true
+	// Read every file, on every core.
+	contents := make([][]byte, len(paths)+1)
+	contents[0] = bundle
+	var wg sync.WaitGroup
+	workers := min(runtime.GOMAXPROCS(0), 4)
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(paths); i += workers {
+				contents[i+1], _ = os.ReadFile(paths[i])
+			}
+		})
+	}
+	wg.Wait()
+
+	// Each PEM block once, as written: a distribution's directory holds its
+	// bundle again and each of the bundle's certificates in a file of its
+	// own.
+	var chunks [][]byte
+	written := map[string]bool{}
+	for _, data := range contents {
+		for _, c := range splitPEM(data) {
+			if !written[string(c)] {
+				written[string(c)] = true
+				chunks = append(chunks, c)
+			}
+		}
 	}
 
-	// Workers read, decode and parse; a certificate already taken by one
-	// is skipped by the others.
+	// Decode and parse on every core; a certificate written two ways is
+	// still parsed once.
 	var (
 		mu    sync.Mutex
 		seen  = map[string]bool{}
 		certs []*x509.Certificate
-		wg    sync.WaitGroup
 	)
-	type item struct {
-		data []byte // a chunk of the bundle, or
-		path string // a directory file
-	}
-	work := make(chan item, 64)
-	for range min(runtime.GOMAXPROCS(0), 4) {
+	for w := range workers {
 		wg.Go(func() {
 			var mine []*x509.Certificate
-			for it := range work {
-				data := it.data
-				if it.path != "" {
-					var err error
-					if data, err = os.ReadFile(it.path); err != nil || bytes.Equal(data, bundle) || inBundle[string(bytes.TrimSpace(data))] {
-						continue // the bundle itself, or one of its certificates
-					}
-				}
+			for i := w; i < len(chunks); i += workers {
+				data := chunks[i]
 				for len(data) > 0 {
 					var b *pem.Block
 					if b, data = pem.Decode(data); b == nil {
@@ -103,13 +110,6 @@ func systemRoots() (pool *x509.CertPool, ok bool) {
 			mu.Unlock()
 		})
 	}
-	for _, c := range chunks {
-		work <- item{data: c}
-	}
-	for _, path := range paths {
-		work <- item{path: path}
-	}
-	close(work)
 	wg.Wait()
 	if len(certs) == 0 {
 		return nil, false
