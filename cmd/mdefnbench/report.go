@@ -189,6 +189,17 @@ func (r *report) markdown(table, goTest string) string {
 	fmt.Fprintf(&b, "- date: %s (took %s)\n", r.started.UTC().Format(time.RFC3339), r.finished.Sub(r.started).Round(time.Second))
 	fmt.Fprintf(&b, "- load average after the run: %s (other work on the machine makes the timings noisy)\n\n", r.loadAfter)
 	b.WriteString(table)
+	if len(r.coldRTT) > 0 {
+		cold, lr := sorted(r.cold), sorted(r.coldRTT)
+		extra := pct(lr, 0.5) - pct(cold, 0.5)
+		floor := pct(cold, 0.5) + floorRoundTrips*r.rtt
+		fmt.Fprintf(&b, "\nRound trips: the first answer of a cold Azure process needs %d dependent network round trips "+
+			"(TCP and TLS to the vault, the vault's challenge, the secret read, the Entra token, the Defender call; the "+
+			"managed identity endpoint is on the host). Through the latency proxy (%s each) this run made %.1f in series: "+
+			"the cold start with latency is %s, %s over the floor of %s (the plain cold start plus %d round trips). "+
+			"See [performance.md](performance.md#round-trips-of-a-cold-start).\n",
+			floorRoundTrips, ms(r.rtt), float64(extra)/float64(r.rtt), ms(pct(lr, 0.5)), ms(pct(lr, 0.5)-floor), ms(floor), floorRoundTrips)
+	}
 	if goTest != "" {
 		b.WriteString("\n## Go benchmarks (`go test -bench . -benchmem`)\n\n```\n")
 		b.WriteString(strings.TrimSpace(filterGoTest(goTest)))
