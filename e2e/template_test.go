@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"archive/zip"
 	"bytes"
 	"os"
 	"os/exec"
@@ -342,5 +343,36 @@ func TestEachBuildLinksOneCloud(t *testing.T) {
 				t.Errorf("stderr = %q, want one line naming %s", stderr.String(), tc.want)
 			}
 		})
+	}
+}
+
+// TestDeployableSizes keeps every built deployable within issue 15's
+// bounds as functions are added: 12 MB stripped and 5 MB zipped (10^6
+// bytes). make test builds for this machine's architecture; make bench
+// reports both.
+func TestDeployableSizes(t *testing.T) {
+	dist := distDir(t)
+	exes, _ := filepath.Glob(filepath.Join(dist, "lambda", "*", "bootstrap"))
+	exes = append(exes, filepath.Join(dist, "azure", "mdefn"))
+	if len(exes) < 2 {
+		t.Fatalf("no bootstraps in %s", dist)
+	}
+	for _, exe := range exes {
+		data, err := os.ReadFile(exe)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var zipped bytes.Buffer
+		zw := zip.NewWriter(&zipped)
+		w, err := zw.CreateHeader(&zip.FileHeader{Name: filepath.Base(exe), Method: zip.Deflate})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(data)
+		zw.Close()
+		rel, _ := filepath.Rel(dist, exe)
+		if len(data) > 12_000_000 || zipped.Len() > 5_000_000 {
+			t.Errorf("%s: %d bytes, %d zipped; want at most 12 MB and 5 MB", rel, len(data), zipped.Len())
+		}
 	}
 }
