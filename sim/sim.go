@@ -10,6 +10,11 @@
 // upstream down and read counters; `mdefn dev` embeds it as the default
 // backend. A Sim is safe for concurrent use.
 //
+// The simulator serves its home tenant (Options.TenantID) and any added
+// with AddTenant: each with its own token endpoints, signing key, consents
+// and Defender data, chosen by the path on Entra and by the token's
+// verified tenant on Defender (see Tenant).
+//
 // Notes for SDK clients: azsecrets needs DisableChallengeResourceVerification
 // (the vault is not on a Key Vault domain); MSAL-based azidentity
 // credentials other than managed identity need DisableInstanceDiscovery and

@@ -254,3 +254,51 @@ func decodeString(t *testing.T, body string, into any) {
 		t.Fatalf("decode %q: %v", body, err)
 	}
 }
+
+// TestTenantPackageLink: another tenant's investigation package link is
+// served under its own prefix, and only there.
+func TestTenantPackageLink(t *testing.T) {
+	s := newSim(t, nil)
+	fab, err := s.AddTenant(TenantSpec{Name: "fabrikam"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, ok := fab.Defender().AddAction(defender.MachineAction{MachineID: defender.UniqueMachineID,
+		Type: defender.ActionCollectInvestigationPackage, Requestor: "analyst@fabrikam", RequestorComment: "earlier"})
+	if !ok {
+		t.Fatal("AddAction failed")
+	}
+	tok, err := tenantToken(t, s, fab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var link struct {
+		Value string `json:"value"`
+	}
+	st, body := defenderGet(t, s, tok, "/api/machineactions/"+a.ID+"/GetPackageUri")
+	if st != 200 {
+		t.Fatalf("GetPackageUri = %d %s", st, body)
+	}
+	decodeString(t, body, &link)
+	if !strings.HasPrefix(link.Value, s.DefenderURL()+"/t/"+fab.ID()+defender.PackagePathPrefix) {
+		t.Fatalf("link %q is not under fabrikam's prefix", link.Value)
+	}
+	resp, err := s.HTTPClient().Get(link.Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("download = %d, want 200", resp.StatusCode)
+	}
+	// The same path without the prefix is the home tenant's, which has
+	// no such action.
+	resp, err = s.HTTPClient().Get(strings.Replace(link.Value, "/t/"+fab.ID(), "", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == 200 {
+		t.Error("fabrikam's package downloaded through the home tenant's path")
+	}
+}
