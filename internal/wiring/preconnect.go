@@ -52,7 +52,7 @@ type parkedConn struct {
 
 // parkedLife is how long a connection opened ahead is handed out; later it
 // is closed and a new one dialed (servers close idle connections).
-const parkedLife = 30 * time.Second
+var parkedLife = 30 * time.Second
 
 // newPreconnector returns the preconnector and the client (Go's default
 // transport settings: proxy from the environment, HTTP/2, timeouts; the
@@ -116,6 +116,19 @@ func (p *preconnector) warm(raw string) {
 			p.warmed.Add(1)
 		}
 		close(pc.done)
+		// Not taken in time (the invocation failed before needing it):
+		// closed, and the next dial opens its own.
+		time.AfterFunc(parkedLife, func() {
+			p.mu.Lock()
+			stale := p.parked[addr] == pc
+			if stale {
+				delete(p.parked, addr)
+			}
+			p.mu.Unlock()
+			if stale && pc.conn != nil {
+				pc.conn.Close()
+			}
+		})
 	}()
 }
 

@@ -100,3 +100,39 @@ func buildWith(t *testing.T, env map[string]string, o *Options) *Components {
 	}
 	return c
 }
+
+// TestPreconnectExpires: a connection opened ahead and not taken within
+// parkedLife is closed, and the next request dials its own.
+func TestPreconnectExpires(t *testing.T) {
+	s, err := sim.Start(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	old := parkedLife
+	parkedLife = 50 * time.Millisecond
+	defer func() { parkedLife = old }()
+	p, client := testPreconnector(t, s)
+	p.warm(s.DefenderURL())
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		p.mu.Lock()
+		n := len(p.parked)
+		p.mu.Unlock()
+		if n == 0 && p.warmed.Load() == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the connection opened ahead is still parked after %s (warmed %d)", parkedLife, p.warmed.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	resp, err := client.Get(s.DefenderURL() + "/api/machines")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if p.used.Load() != 0 {
+		t.Errorf("used %d expired connections, want 0", p.used.Load())
+	}
+}
