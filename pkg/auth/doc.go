@@ -27,4 +27,9 @@
 // *EntraError (the token endpoint or managed identity answered with an
 // error); every TokenSource error matches ErrToken. None of them ever holds
 // a secret, a password, a private key or a token.
+//
+// Build tags: mdefn_noazure leaves the Azure SDK out (NewKeyVaultSource and
+// ModeManagedIdentity then fail with ErrNoAzure), mdefn_noaws the AWS SDK
+// (NewAWSSecretSource fails with ErrNoAWS); mdefn's Lambda bootstraps and
+// Azure executable are built with one each. Without either tag, both are in.
 package auth
